@@ -1,0 +1,65 @@
+# smtp-delay: the front door. `make` builds what tests need, `make test` runs
+# every check, `make dist` compiles dist/smtp-delay, `make bench` measures.
+SHELL := /bin/bash
+export DENO_NO_UPDATE_CHECK := 1
+export NO_COLOR := 1
+
+DENO_VERSION := 2.9.6
+TOOLS := .tools
+LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
+# Deno from PATH when there is one, else the npm registry's, installed locally.
+DENO := $(or $(shell command -v deno 2>/dev/null),$(LOCAL_DENO))
+DENO_DEP := $(if $(filter $(LOCAL_DENO),$(DENO)),$(LOCAL_DENO))
+# The permission flags, kept in one file: `deno run` in tests and bench and
+# `deno compile` in `make dist` all read them from there.
+PERMISSIONS := $(shell cat permissions)
+CC ?= gcc
+
+all: build/recorder $(DENO_DEP)
+
+$(LOCAL_DENO):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
+	@touch $@
+
+build/recorder: tests/e2e/recorder.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+# The same flags everywhere; `make run ARGS='-S ...'` runs the filter from source.
+run: $(DENO_DEP)
+	$(DENO) run $(PERMISSIONS) main.ts $(ARGS)
+
+check: $(DENO_DEP)
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) check main.ts src/ tests/ bench/
+
+# Unit tests, then end-to-end tests; the last line says "N passed, N failed".
+test: all check
+	@mkdir -p build; set -o pipefail; \
+	DENO="$(DENO)" $(DENO) test --allow-all --no-prompt tests/ 2>&1 | tee build/test.log; \
+	status=$$?; \
+	sed -n 's/^\(ok\|FAILED\) | \([0-9]*\) passed.*| \([0-9]*\) failed.*/\2 passed, \3 failed/p' build/test.log | tail -1; \
+	exit $$status
+
+# deno compile needs denort, which it downloads from dl.deno.land; offline,
+# point DENORT_BIN at a denort binary. The result must answer as smtp-delay:
+# a deno CLI passed off as denort produces a file that ignores its payload.
+dist: $(DENO_DEP)
+	@mkdir -p dist build; rm -f dist/smtp-delay dist/smtp-delay.new
+	@$(DENO) compile $(PERMISSIONS) --output dist/smtp-delay.new main.ts >build/dist.log 2>&1 \
+	  || { rm -f dist/smtp-delay.new; echo "make dist: deno compile failed: it needs its runtime (denort) from dl.deno.land, or DENORT_BIN naming a denort $(DENO_VERSION) binary; see build/dist.log" >&2; exit 1; }
+	@dist/smtp-delay.new -v 2>&1 | grep -q '^smtp-delay ' \
+	  || { rm -f dist/smtp-delay.new; echo "make dist: the compiled file does not run smtp-delay: DENORT_BIN must name denort, not the deno CLI" >&2; exit 1; }
+	@mv dist/smtp-delay.new dist/smtp-delay; rm -f build/dist.log; echo "dist/smtp-delay: ok"
+
+bench: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/bench.ts
+
+demo: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" bash bench/demo.sh
+
+clean:
+	rm -rf build dist
+
+.PHONY: all run check test dist bench demo clean

@@ -1,0 +1,113 @@
+/**
+ * A reverse DNS name -> a tier. Pure.
+ *
+ * `noptr`: no name. `dynamic`: the host labels (the name without its
+ * registered domain) look like an end-user address. `ptr`: anything else.
+ */
+import { UsageError } from "./config.ts";
+import type { Ip } from "./ip.ts";
+
+export type Tier = "ptr" | "dynamic" | "noptr";
+
+/** Separators that bound a token in a host label: dot, dash, underscore, digit, or an end. */
+const B = "(^|[-._0-9])";
+const E = "([-._0-9]|$)";
+
+/**
+ * The built-in patterns, in the syntax of a pattern file: one regular
+ * expression per line (JavaScript syntax, matched case-insensitively against
+ * the host labels), `#` starts a comment. Conservative on purpose: each one is
+ * a word providers put in end-user names, or a shape made of IP digits.
+ */
+export const BUILTIN_PATTERNS = `\
+# words of access networks, as whole tokens (dsl-1-2 and ppp0 match, dynamo does not)
+${B}[asvx]?dsl${E}
+${B}dial(up|in)?${E}
+${B}dyn(amic|ip)?${E}
+${B}dhcp${E}
+${B}pool${E}
+${B}pppoe?${E}
+${B}cable${E}
+${B}cpe${E}
+${B}broadband${E}
+${B}(cust|customer)${E}
+${B}residential${E}
+# three or more numbers in a row, such as 203-0-113-7 or 7.113.0.203
+(^|[^0-9])[0-9]{1,3}[-._][0-9]{1,3}[-._][0-9]{1,3}([^0-9]|$)
+# a whole address written as one decimal number
+[0-9]{9,}
+`;
+
+/** Parses pattern-file text; a line that is not a valid regular expression is a UsageError. */
+export function parsePatterns(text: string, source = "built-in patterns"): RegExp[] {
+  const out: RegExp[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.replace(/\r$/, "").trim();
+    if (line === "" || line.startsWith("#")) return;
+    try {
+      out.push(new RegExp(line, "i"));
+    } catch {
+      throw new UsageError(`${source} line ${i + 1} is not a regular expression: "${line}"`);
+    }
+  });
+  return out;
+}
+
+/** Second-level labels under a two-letter TLD that are public, as in co.uk or com.au. */
+const PUBLIC_SECOND_LEVEL = new Set([
+  "ac",
+  "co",
+  "com",
+  "edu",
+  "gob",
+  "gov",
+  "go",
+  "ltd",
+  "mil",
+  "ne",
+  "net",
+  "nom",
+  "or",
+  "org",
+  "plc",
+  "sch",
+]);
+
+/**
+ * The labels left of the registered domain, joined by dots: "mail" for
+ * mail.dyn.com, "1-2-3-4.dsl" for 1-2-3-4.dsl.example.co.uk, "" for
+ * example.com. An approximation of the public suffix list: the registered
+ * domain is the last two labels, or three under a two-letter TLD whose second
+ * label is a common public one (co.uk, com.au, ne.jp, ...).
+ */
+export function hostLabels(name: string): string {
+  const labels = name.toLowerCase().replace(/\.$/, "").split(".");
+  const tld = labels[labels.length - 1] ?? "";
+  const second = labels[labels.length - 2] ?? "";
+  const domainLabels = tld.length === 2 && PUBLIC_SECOND_LEVEL.has(second) ? 3 : 2;
+  return labels.slice(0, Math.max(labels.length - domainLabels, 0)).join(".");
+}
+
+/**
+ * True when the host labels hold the last two numbers of the client's IPv4
+ * address next to each other, in either order, joined by one of `-._x`
+ * (host-2-10 for 192.0.2.10), or the address as 8 hex digits.
+ */
+export function hasIpDigits(labels: string, ip: Ip): boolean {
+  if (ip.family !== 4) return false;
+  const [, , c, d] = ip.bytes;
+  const pair = (x: number, y: number) => `(^|[^0-9])${x}[-._x]${y}([^0-9]|$)`;
+  const hex = [...ip.bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return new RegExp(`${pair(c!, d!)}|${pair(d!, c!)}|(^|[^0-9a-f])${hex}([^0-9a-f]|$)`).test(
+    labels,
+  );
+}
+
+/** The tier of a client whose PTR name is `name` (undefined: none). */
+export function classify(name: string | undefined, ip: Ip, patterns: readonly RegExp[]): Tier {
+  if (name === undefined || name === "") return "noptr";
+  const labels = hostLabels(name);
+  if (labels === "") return "ptr";
+  if (hasIpDigits(labels, ip) || patterns.some((p) => p.test(labels))) return "dynamic";
+  return "ptr";
+}

@@ -1,0 +1,194 @@
+/**
+ * Command line and environment -> one frozen Config. Pure: the caller passes
+ * Deno.args and the environment in. Anything malformed throws UsageError,
+ * which main turns into one line on stderr and exit 100, before the client is
+ * touched.
+ */
+import type { Tier } from "./classify.ts";
+import { parseIp } from "./ip.ts";
+
+export const VERSION = "0.1.0";
+
+export const USAGE =
+  "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [prog [arg ...]]";
+
+/** A bad option or environment value: exit 100. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Where to send the PTR query; absent means the system resolver. */
+export interface NameServer {
+  readonly ipAddr: string;
+  readonly port: number;
+}
+
+export interface Config {
+  /** Banner delay per tier, in milliseconds. */
+  readonly delayMs: Readonly<Record<Tier, number>>;
+  /** Percent chance (0..100) that a `noptr` client is refused with 421. */
+  readonly refuseNoptrPercent: number;
+  /** -S: answer early talkers and refused clients ourselves. */
+  readonly standalone: boolean;
+  /** SMTPDELAY=JUSTDELAY: delay and early check only, then RBLSMTPD="". */
+  readonly justDelay: boolean;
+  readonly nameServer: NameServer | undefined;
+  /** Longest time the PTR lookup may take, in milliseconds. */
+  readonly lookupTimeoutMs: number;
+  /** -f: file of dynamic-name patterns replacing the built-in list. */
+  readonly patternFile: string | undefined;
+  /** The next program and its arguments. */
+  readonly program: readonly string[];
+}
+
+/** What the command line asks for: a run, or the usage and version text. */
+export type Request = { kind: "run"; config: Config } | { kind: "version" };
+
+export const DEFAULTS = {
+  delayMs: { ptr: 250, dynamic: 16_000, noptr: 26_000 },
+  refuseNoptrPercent: 0,
+  lookupTimeoutMs: 5_000,
+} as const;
+
+/** Longest delay or lookup deadline accepted, in seconds. */
+export const MAX_SECONDS = 300;
+
+const VALUE_OPTIONS = new Set(["d", "D", "P", "N", "t", "f"]);
+const FLAG_OPTIONS = new Set(["S", "v"]);
+
+/** One parsed option: its letter and, for options that take one, its value. */
+export interface Option {
+  readonly letter: string;
+  readonly value: string;
+}
+
+/**
+ * getopt(3) as djb's programs use it: options first, clustered flags (`-Sv`),
+ * values attached or separate (`-d5`, `-d 5`), `--` ends the options, and the
+ * first word that is not an option starts the program.
+ */
+export function getopt(args: readonly string[]): { options: Option[]; rest: string[] } {
+  const options: Option[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (arg.length < 2 || arg[0] !== "-") break;
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j]!;
+      if (FLAG_OPTIONS.has(letter)) {
+        options.push({ letter, value: "" });
+      } else if (VALUE_OPTIONS.has(letter)) {
+        let value = arg.slice(j + 1);
+        if (value === "") {
+          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
+          value = args[++i]!;
+        }
+        options.push({ letter, value });
+        break;
+      } else {
+        throw new UsageError(`Unknown option "-${letter}"`);
+      }
+    }
+  }
+  return { options, rest: args.slice(i) };
+}
+
+const DECIMAL = /^[0-9]{1,9}(\.[0-9]{1,9})?$/;
+
+/** Parses "2", "0.5", "16.000000" as a number from 0 to `max`; throws naming `what`. */
+export function parseDecimal(text: string, max: number, what: string, unit: string): number {
+  const value = DECIMAL.test(text) ? Number(text) : NaN;
+  if (!(value <= max)) {
+    throw new UsageError(`${what} wants ${unit} from 0 to ${max}, got "${text}"`);
+  }
+  return value;
+}
+
+function parseSeconds(text: string, what: string): number {
+  return Math.round(parseDecimal(text, MAX_SECONDS, what, "seconds") * 1000);
+}
+
+function parsePercent(text: string, what: string): number {
+  return parseDecimal(text, 100, what, "a percentage");
+}
+
+/** SMTPDELAY_DNS: "IP", "IP:PORT", "IPv6" or "[IPv6]:PORT". */
+export function parseNameServer(text: string, what = "SMTPDELAY_DNS"): NameServer {
+  const bad = () => new UsageError(`${what} wants IP or IP:PORT, got "${text}"`);
+  let host = text;
+  let port = "53";
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1]!;
+    port = bracketed[2] ?? "53";
+  } else if (text.indexOf(":") === text.lastIndexOf(":") && text.includes(":")) {
+    [host, port] = text.split(":") as [string, string];
+  }
+  if (host.includes("%") || !parseIp(host)) throw bad();
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw bad();
+  return Object.freeze({ ipAddr: host, port: Number(port) });
+}
+
+/** Environment variables that override an option for one client (tcprules). */
+export const ENV_OVERRIDES = [
+  ["SMTPDELAYd", "d"],
+  ["SMTPDELAYD", "D"],
+  ["SMTPDELAYP", "P"],
+  ["SMTPDELAYN", "N"],
+] as const;
+
+/**
+ * Builds the Config from the arguments (without the program name) and the
+ * environment. Later wins: defaults, then options, then SMTPDELAY* variables.
+ * An empty variable counts as unset (tcprules can set, not unset).
+ */
+export function parseConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Request {
+  const { options, rest } = getopt(args);
+  const given = new Map<string, { text: string; what: string }>();
+  for (const { letter, value } of options) given.set(letter, { text: value, what: `-${letter}` });
+  if (given.has("v")) return { kind: "version" };
+  for (const [name, letter] of ENV_OVERRIDES) {
+    const text = env[name];
+    if (text) given.set(letter, { text, what: name });
+  }
+  const seconds = (letter: string, fallbackMs: number) => {
+    const g = given.get(letter);
+    return g ? parseSeconds(g.text, g.what) : fallbackMs;
+  };
+  const percent = given.get("N");
+
+  const mode = env.SMTPDELAY ?? "";
+  if (mode !== "" && mode !== "JUSTDELAY") {
+    throw new UsageError(`SMTPDELAY wants JUSTDELAY or nothing, got "${mode}"`);
+  }
+  const standalone = given.has("S");
+  if (rest.length === 0) throw new UsageError(`No program to run (${USAGE})`);
+  const patternFile = given.get("f")?.text;
+
+  return {
+    kind: "run",
+    config: Object.freeze({
+      delayMs: Object.freeze({
+        ptr: seconds("d", DEFAULTS.delayMs.ptr),
+        dynamic: seconds("D", DEFAULTS.delayMs.dynamic),
+        noptr: seconds("P", DEFAULTS.delayMs.noptr),
+      }),
+      refuseNoptrPercent: percent
+        ? parsePercent(percent.text, percent.what)
+        : DEFAULTS.refuseNoptrPercent,
+      standalone,
+      justDelay: mode === "JUSTDELAY",
+      nameServer: env.SMTPDELAY_DNS ? parseNameServer(env.SMTPDELAY_DNS) : undefined,
+      lookupTimeoutMs: seconds("t", DEFAULTS.lookupTimeoutMs),
+      patternFile: patternFile === "" ? undefined : patternFile,
+      program: Object.freeze([...rest]),
+    }),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * The end of the filter's part: exec the next program (the only place that
+ * runs one), or answer the client and stop.
+ */
+import type { Libc } from "./libc.ts";
+
+/** Most client bytes read (and dropped) before and after a reply. */
+const MAX_DRAIN = 65536;
+
+/**
+ * Sets `env` in the environment and execs `program` in this process (same
+ * pid, fds 0/1/2 untouched, no byte read). Returns only on failure, with the
+ * reason.
+ */
+export function handOn(
+  libc: Libc,
+  program: readonly string[],
+  env: Readonly<Record<string, string>>,
+): string {
+  for (const [name, value] of Object.entries(env)) Deno.env.set(name, value);
+  return libc.exec(program);
+}
+
+/**
+ * Writes `reply` to the client (fd 1) and ends the conversation: the bytes
+ * already waiting are read first and after (so that closing does not reset
+ * the connection under the reply), then FIN. Returns the first bytes the
+ * client had sent, for the log.
+ */
+export function answer(libc: Libc, reply: string): Uint8Array {
+  const drain = (): Uint8Array => {
+    const waiting = libc.bytesWaiting(0);
+    return waiting > 0 ? libc.readWaiting(0, Math.min(waiting, MAX_DRAIN)) : new Uint8Array();
+  };
+  const sent = drain();
+  libc.writeAll(1, new TextEncoder().encode(reply));
+  libc.shutdownWrite(1);
+  drain();
+  return sent;
+}

@@ -1,0 +1,85 @@
+/**
+ * The only stderr writer. One line per event, no timestamps (multilog adds
+ * them): `smtp-delay: info|warning|fatal: ...`. Outcome lines start with a
+ * fixed uppercase event word, then key=value fields in a fixed order.
+ * Anything that came from outside (DNS names, client bytes) is cleaned first.
+ */
+import type { Tier } from "./classify.ts";
+import type { Event } from "./decide.ts";
+
+const PREFIX = "smtp-delay: ";
+
+/** What one connection's outcome line says. */
+export interface Outcome {
+  readonly event: Event;
+  readonly pid: number;
+  readonly ip: string;
+  readonly tier: Tier | undefined;
+  readonly ptr: string | undefined;
+  readonly lookup: string;
+  readonly delayMs: number | undefined;
+  readonly waitedMs: number;
+  /** exec | justdelay | 451 | 421 | rblsmtpd | exit */
+  readonly action: string;
+  /** EARLY only: bytes waiting when the client was caught, and the first of them. */
+  readonly bytes?: number;
+  readonly data?: Uint8Array | undefined;
+}
+
+/** Longest field kept in a log line. */
+export const MAX_FIELD = 100;
+
+/** Bytes or text for a log field: 33..126 kept, anything else `?`, cut at `max`, "-" if empty. */
+export function clean(value: string | Uint8Array | undefined, max = MAX_FIELD): string {
+  if (value === undefined) return "-";
+  let out = "";
+  const n = Math.min(value.length, max);
+  for (let i = 0; i < n; i++) {
+    const c = typeof value === "string" ? value.charCodeAt(i) : value[i]!;
+    out += c >= 33 && c <= 126 ? String.fromCharCode(c) : "?";
+  }
+  return out === "" ? "-" : out;
+}
+
+/** Milliseconds as seconds with three decimals. */
+export function seconds(ms: number): string {
+  return (ms / 1000).toFixed(3);
+}
+
+/** The outcome line, without its newline. */
+export function formatOutcome(o: Outcome): string {
+  const fields = [
+    `${o.event.toUpperCase()} pid=${o.pid} ip=${clean(o.ip)}`,
+    `tier=${o.tier ?? "-"} ptr=${clean(o.ptr)} lookup=${o.lookup}`,
+    `delay=${o.delayMs === undefined ? "-" : seconds(o.delayMs)} waited=${seconds(o.waitedMs)}`,
+    `action=${o.action}`,
+  ];
+  if (o.event === "early") fields.push(`bytes=${o.bytes ?? -1} data=${clean(o.data)}`);
+  return `${PREFIX}info: ${fields.join(" ")}`;
+}
+
+function emit(line: string): void {
+  let bytes = new TextEncoder().encode(line + "\n");
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  } catch {
+    // stderr gone (the logger died): nothing better to do than carry on.
+  }
+}
+
+export function outcome(o: Outcome): void {
+  emit(formatOutcome(o));
+}
+
+export function warning(message: string): void {
+  emit(`${PREFIX}warning: ${message}`);
+}
+
+export function fatal(message: string): void {
+  emit(`${PREFIX}fatal: ${message}`);
+}
+
+/** -v: the version and usage, on stderr (stdout may be the client). */
+export function usage(version: string, text: string): void {
+  emit(`smtp-delay ${version}\n${text}`);
+}
