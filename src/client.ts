@@ -6,7 +6,7 @@ export interface Client {
   readonly ip: Ip;
   /** The address as logged and exported: dotted quad or full IPv6. */
   readonly ipText: string;
-  /** TCPREMOTEHOST when tcpserver found a name; undefined when unset or empty. */
+  /** TCPREMOTEHOST (lowercase, no trailing dot) when tcpserver found a name; else undefined. */
   readonly host: string | undefined;
 }
 
@@ -18,6 +18,6 @@ export function readClient(env: Readonly<Record<string, string | undefined>>): C
   }
   const ip = parseIp(text);
   if (!ip) throw new UsageError(`TCPREMOTEIP wants an IP address, got "${text.slice(0, 100)}"`);
-  const host = env.TCPREMOTEHOST;
+  const host = env.TCPREMOTEHOST?.toLowerCase().replace(/\.$/, "");
   return Object.freeze({ ip, ipText: formatIp(ip), host: host === "" ? undefined : host });
 }

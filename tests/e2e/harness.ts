@@ -1,0 +1,494 @@
+/**
+ * End-to-end fixtures: a real dnsmasq answering PTR queries, a real tcpserver
+ * with a tcprules cdb, the filter run from source with the permission flags of
+ * `make dist`, and clients that connect from their own 127.0.0.x.
+ *
+ * Every wait is bounded; nothing sleeps to synchronise: tests wait for a log
+ * line, a reply or a file.
+ */
+import net from "node:net";
+import dgram from "node:dgram";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const DENO = Deno.env.get("DENO") ?? `${ROOT}.tools/node_modules/.bin/deno`;
+/** The permission flags, from the one file that `make dist` compiles in too. */
+const PERMISSIONS = Deno.readTextFileSync(`${ROOT}permissions`).trim().split(/\s+/);
+
+/** The filter as tcpserver runs it: `deno run FLAGS main.ts`. */
+export const FILTER = [DENO, "run", ...PERMISSIONS, `${ROOT}main.ts`];
+export const RECORDER = `${ROOT}build/recorder`;
+
+/** How long any single wait may take before the test fails. */
+export const TIMEOUT_MS = 10_000;
+
+const decoder = new TextDecoder();
+
+/** Rejects after `ms` with `what` in the message. */
+export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Test clients and the names dnsmasq serves for the TEST-NET address each one is given. */
+export const PTR: Record<string, string> = {
+  "192.0.2.2": "mail.example.net",
+  "192.0.2.3": "dsl-192-0-2-3.pool.example.net",
+  "2001:db8::25": "mx6.example.net",
+};
+
+export interface Dns {
+  readonly address: string; // IP:PORT, as SMTPDELAY_DNS wants it
+  stop(): Promise<void>;
+}
+
+function ip6Arpa(bytesHex: string): string {
+  return [...bytesHex].reverse().join(".") + ".ip6.arpa";
+}
+
+/**
+ * dnsmasq on a loopback port, authoritative for 2.0.192.in-addr.arpa and
+ * 2001:db8::/32's reverse zone: names in PTR, NXDOMAIN for the rest.
+ */
+export async function startDns(): Promise<Dns> {
+  const port = freePort(); // dnsmasq wants UDP and TCP on it; the TCP check is good enough here
+  const records = Object.entries(PTR).map(([ip, name]) => {
+    const rev = ip.includes(":")
+      ? ip6Arpa("20010db8000000000000000000000025")
+      : ip.split(".").reverse().join(".") + ".in-addr.arpa";
+    return `--ptr-record=${rev},${name}`;
+  });
+  const child = new Deno.Command("dnsmasq", {
+    args: [
+      "--no-daemon",
+      "--conf-file=/dev/null",
+      `--port=${port}`,
+      "--listen-address=127.0.0.1",
+      "--bind-interfaces",
+      "--no-resolv",
+      "--no-hosts",
+      "--user=root",
+      "--pid-file=",
+      "--local=/2.0.192.in-addr.arpa/",
+      "--local=/8.b.d.0.1.0.0.2.ip6.arpa/",
+      ...records,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  // dnsmasq says "started" once it listens; then check that it answers.
+  await within(
+    TIMEOUT_MS,
+    "dnsmasq to start",
+    (async () => {
+      let text = "";
+      while (!text.includes("started")) {
+        const { value, done } = await stderr.read();
+        if (done) throw new Error(`dnsmasq exited: ${text}`);
+        text += value;
+      }
+    })(),
+  );
+  stderr.releaseLock();
+  child.stderr.cancel().catch(() => {});
+  const answer = await Deno.resolveDns("2.2.0.192.in-addr.arpa", "PTR", {
+    nameServer: { ipAddr: "127.0.0.1", port },
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  if (answer[0] !== "mail.example.net.") throw new Error(`dnsmasq answers ${answer}`);
+  return {
+    address: `127.0.0.1:${port}`,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** A UDP port that swallows queries and never answers: a dead resolver. */
+export function blackHole(): Promise<{ address: string; stop(): void }> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket("udp4");
+    socket.on("message", () => {});
+    socket.bind(0, "127.0.0.1", () => {
+      resolve({ address: `127.0.0.1:${socket.address().port}`, stop: () => socket.close() });
+    });
+  });
+}
+
+/** One tcprules line: the client's 127.0.0.x and the variables tcpserver sets for it. */
+export interface Rule {
+  readonly from: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface ServerOptions {
+  /** The chain after tcpserver, before the recorder: e.g. [...FILTER, "-S"]. */
+  readonly chain: readonly string[];
+  /** Per-client variables, through a tcprules cdb. */
+  readonly rules?: readonly Rule[];
+  /** Variables of the run file (the environment tcpserver starts with). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The last program; the recorder unless told otherwise. */
+  readonly last?: readonly string[];
+}
+
+/** A tcpserver on 127.0.0.1 and what it logged (its stderr is the chain's too). */
+export class Server {
+  readonly lines: string[] = [];
+  readonly records: string;
+  private waiters: Array<() => void> = [];
+
+  private constructor(
+    readonly port: number,
+    private readonly child: Deno.ChildProcess,
+    readonly dir: string,
+  ) {
+    this.records = `${dir}/records`;
+    this.pump();
+  }
+
+  static async start(options: ServerOptions): Promise<Server> {
+    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-e2e-" });
+    await Deno.mkdir(`${dir}/records`);
+    const rules = (options.rules ?? []).map((r) =>
+      `${r.from}:allow` +
+      Object.entries(r.env).map(([k, v]) => `,${k}="${v}"`).join("")
+    );
+    rules.push(":allow");
+    const tcprules = new Deno.Command("tcprules", {
+      args: [`${dir}/rules.cdb`, `${dir}/rules.tmp`],
+      stdin: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = tcprules.stdin.getWriter();
+    await w.write(new TextEncoder().encode(rules.join("\n") + "\n"));
+    await w.close();
+    const made = await tcprules.output();
+    if (!made.success) throw new Error(`tcprules: ${decoder.decode(made.stderr)}`);
+
+    const port = freePort();
+    const child = new Deno.Command("tcpserver", {
+      args: [
+        "-v",
+        "-R",
+        "-H",
+        "-x",
+        `${dir}/rules.cdb`,
+        "-c",
+        "200",
+        "127.0.0.1",
+        String(port),
+        ...options.chain,
+        ...(options.last ?? [RECORDER]),
+      ],
+      clearEnv: true, // under an empty environment, as djb's tests run
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        DENO_NO_UPDATE_CHECK: "1",
+        NO_COLOR: "1",
+        RECORD_DIR: `${dir}/records`,
+        ...options.env,
+      },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const server = new Server(port, child, dir);
+    await server.waitLog(/^tcpserver: status: 0\//);
+    return server;
+  }
+
+  private async pump(): Promise<void> {
+    let rest = "";
+    for await (const chunk of this.child.stderr.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      this.lines.push(...parts);
+      for (const wake of this.waiters.splice(0)) wake();
+    }
+    if (rest) this.lines.push(rest);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The first log line matching `re` (waits for it). */
+  async waitLog(re: RegExp, what = String(re)): Promise<string> {
+    return await within(
+      TIMEOUT_MS,
+      `log line ${what}\n${this.lines.join("\n")}`,
+      (async () => {
+        for (;;) {
+          const line = this.lines.find((l) => re.test(l));
+          if (line !== undefined) return line;
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /** The pid tcpserver started for the connection from local port `clientPort`. */
+  async pidOf(clientPort: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
+    return Number(line.split(" ")[2]);
+  }
+
+  /**
+   * Waits until that connection's process ended; returns its exit code (from
+   * the wait status tcpserver logs), or minus the signal that killed it.
+   */
+  async endOf(pid: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: end ${pid} status `));
+    const status = Number(line.split(" ").pop());
+    return (status & 0x7f) === 0 ? status >> 8 : -(status & 0x7f);
+  }
+
+  /** Log lines the chain wrote for `pid` (the filter's lines carry pid=PID). */
+  linesOf(pid: number, prefix = "smtp-delay:"): string[] {
+    return this.lines.filter((l) =>
+      l.startsWith(prefix) && (l.includes(` pid=${pid} `) || l.includes(` pid ${pid}:`))
+    );
+  }
+
+  /** What the recorder wrote for `pid`, or undefined when it never ran under that pid. */
+  async record(pid: number): Promise<Handed | undefined> {
+    const base = `${this.records}/${pid}`;
+    let info: string;
+    try {
+      info = await Deno.readTextFile(`${base}.info`);
+    } catch {
+      return undefined;
+    }
+    const env: { [name: string]: string } = {};
+    for (const entry of (await Deno.readTextFile(`${base}.env`)).split("\0")) {
+      const eq = entry.indexOf("=");
+      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    }
+    const fields: { [key: string]: string } = {};
+    for (const line of info.trim().split("\n")) {
+      const eq = line.indexOf("=");
+      fields[line.slice(0, eq)] = line.slice(eq + 1).trim();
+    }
+    return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
+  }
+
+  /** How many times the recorder ran. */
+  async recorderRuns(): Promise<number> {
+    let n = 0;
+    for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await this.child.status;
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** What the next program was handed. */
+export interface Handed {
+  readonly info: { [key: string]: string };
+  readonly env: { [name: string]: string };
+  readonly input: Uint8Array;
+}
+
+/** A TCP client from a chosen 127.0.0.x, with its received bytes buffered. */
+export class Client {
+  readonly received: number[] = [];
+  readonly connectedAt = performance.now();
+  /** performance.now() when the first byte arrived. */
+  firstByteAt: number | undefined;
+  closed = false;
+  private waiters: Array<() => void> = [];
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on("data", (d: Uint8Array) => {
+      this.firstByteAt ??= performance.now();
+      this.received.push(...d);
+      this.wake();
+    });
+    socket.on("end", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("error", () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  static connect(port: number, from: string): Promise<Client> {
+    return within(
+      TIMEOUT_MS,
+      `connect from ${from}`,
+      new Promise((resolve, reject) => {
+        const socket = net.createConnection({ host: "127.0.0.1", port, localAddress: from });
+        socket.once("connect", () => resolve(new Client(socket)));
+        socket.once("error", reject);
+      }),
+    );
+  }
+
+  get localPort(): number {
+    return this.socket.localPort!;
+  }
+
+  get text(): string {
+    return decoder.decode(new Uint8Array(this.received));
+  }
+
+  send(data: string | Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(data, (e?: Error | null) => e ? reject(e) : resolve())
+    );
+  }
+
+  /** Waits until `ready()` holds for what was received; fails if the server closes first. */
+  async wait(ready: () => boolean, what: string): Promise<void> {
+    await within(
+      TIMEOUT_MS,
+      `${what}, got ${JSON.stringify(this.text)}`,
+      (async () => {
+        while (!ready()) {
+          if (this.closed) {
+            throw new Error(`closed before ${what}: got ${JSON.stringify(this.text)}`);
+          }
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /** Waits until the text received so far matches `re`; returns the match. */
+  async until(re: RegExp): Promise<string> {
+    await this.wait(() => re.test(this.text), String(re));
+    return re.exec(this.text)![0];
+  }
+
+  /** Waits for the server to close; returns everything received. */
+  async untilClosed(): Promise<string> {
+    await within(
+      TIMEOUT_MS,
+      `close, got ${JSON.stringify(this.text)}`,
+      (async () => {
+        while (!this.closed) await new Promise<void>((wake) => this.waiters.push(wake));
+      })(),
+    );
+    return this.text;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** The final lines of the SMTP replies received so far ("250 ok", not "250-x"). */
+export function finalReplies(text: string): string[] {
+  return text.match(/^[0-9]{3} [^\r\n]*(?=\r\n)/gm) ?? [];
+}
+
+/**
+ * A patient SMTP session: waits for the 220 banner, then sends each command
+ * and waits for its reply (EHLO, MAIL, RCPT, DATA, `message` and the dot,
+ * QUIT). Returns every byte it sent, for comparing with what the next program
+ * read.
+ */
+export async function patient(client: Client, message: Uint8Array): Promise<Uint8Array> {
+  const enc = new TextEncoder();
+  const sent: number[] = [];
+  let replies = 1;
+  const command = async (data: Uint8Array, code: string) => {
+    sent.push(...data);
+    await client.send(data);
+    replies++;
+    await client.wait(() => finalReplies(client.text).length >= replies, `reply ${replies}`);
+    const last = finalReplies(client.text)[replies - 1]!;
+    if (!last.startsWith(code)) throw new Error(`wanted ${code}, got ${JSON.stringify(last)}`);
+  };
+  await client.until(/^220 [^\r\n]*\r\n/);
+  await command(enc.encode("EHLO client.example.org\r\n"), "250");
+  await command(enc.encode("MAIL FROM:<a@example.org>\r\n"), "250");
+  await command(enc.encode("RCPT TO:<b@example.net>\r\n"), "250");
+  await command(enc.encode("DATA\r\n"), "354");
+  await command(new Uint8Array([...message, ...enc.encode(".\r\n")]), "250");
+  await command(enc.encode("QUIT\r\n"), "221");
+  return new Uint8Array(sent);
+}
+
+/** A message body of `size` bytes with every byte value but bare CR/LF, in CRLF lines. */
+export function messageBody(size: number, seed: number): Uint8Array {
+  const out: number[] = [];
+  let x = seed;
+  while (out.length < size) {
+    for (let i = 0; i < 70 && out.length < size; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      let b = x % 256;
+      if (b === 13 || b === 10 || (i === 0 && b === 46)) b = 65; // no bare CR/LF, no leading dot
+      out.push(b);
+    }
+    out.push(13, 10);
+  }
+  return new Uint8Array(out);
+}
+
+/**
+ * Waits until a thread of process `pid` sits in poll(2) (syscall 7 on
+ * x86_64), which is where the filter watches fd 0 during its delay.
+ */
+export async function watching(pid: number): Promise<void> {
+  const inPoll = async () => {
+    try {
+      for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+        const call = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/syscall`);
+        if (call.startsWith("7 ")) return true;
+      }
+    } catch {
+      // not there yet, or gone
+    }
+    return false;
+  };
+  await within(
+    TIMEOUT_MS,
+    `pid ${pid} to poll fd 0`,
+    (async () => {
+      while (!(await inPoll())) await new Promise((r) => setTimeout(r, 10));
+    })(),
+  );
+}
+
+/** Runs a command to its end; returns its status and output. */
+export async function run(
+  cmd: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await within(
+    TIMEOUT_MS * 3,
+    cmd.join(" "),
+    new Deno.Command(cmd[0]!, { args: cmd.slice(1), env, stdin: "null" }).output(),
+  );
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
