@@ -57,7 +57,7 @@ bench: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/bench.ts
 
 demo: all
-	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" bash bench/demo.sh
+	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
