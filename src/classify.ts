@@ -26,7 +26,7 @@ ${B}dial(up|in)?${E}
 ${B}dyn(amic|ip)?${E}
 ${B}dhcp${E}
 ${B}pool${E}
-${B}pppoe?${E}
+${B}ppp(oe)?${E}
 ${B}cable${E}
 ${B}cpe${E}
 ${B}broadband${E}
@@ -89,18 +89,22 @@ export function hostLabels(name: string): string {
 }
 
 /**
- * True when the host labels hold the last two numbers of the client's IPv4
- * address next to each other, in either order, joined by one of `-._x`
- * (host-2-10 for 192.0.2.10), or the address as 8 hex digits.
+ * True when the host labels hold the client's IPv4 address: its last three
+ * numbers next to each other, in order or reversed, joined by one of `-._x`
+ * (`0-2-10` or `10.2.0` for 192.0.2.10); or all of it as 12 zero-padded
+ * digits (`192000002010`) or 8 hex digits (`c000020a`). Two numbers are not
+ * enough: large senders name hosts like a8-30.smtp-out.amazonses.com.
  */
 export function hasIpDigits(labels: string, ip: Ip): boolean {
   if (ip.family !== 4) return false;
-  const [, , c, d] = ip.bytes;
-  const pair = (x: number, y: number) => `(^|[^0-9])${x}[-._x]${y}([^0-9]|$)`;
-  const hex = [...ip.bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return new RegExp(`${pair(c!, d!)}|${pair(d!, c!)}|(^|[^0-9a-f])${hex}([^0-9a-f]|$)`).test(
-    labels,
-  );
+  const [, b, c, d] = ip.bytes;
+  const run = (x: number, y: number, z: number) => `(^|[^0-9])${x}[-._x]${y}[-._x]${z}([^0-9]|$)`;
+  const padded = [...ip.bytes].map((n) => String(n).padStart(3, "0")).join("");
+  const hex = [...ip.bytes].map((n) => n.toString(16).padStart(2, "0")).join("");
+  return new RegExp(
+    `${run(b!, c!, d!)}|${run(d!, c!, b!)}|(^|[^0-9])${padded}([^0-9]|$)|` +
+      `(^|[^0-9a-f])${hex}([^0-9a-f]|$)`,
+  ).test(labels);
 }
 
 /** The tier of a client whose PTR name is `name` (undefined: none). */

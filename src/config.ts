@@ -53,7 +53,8 @@ export const DEFAULTS = {
 /** Longest delay or lookup deadline accepted, in seconds. */
 export const MAX_SECONDS = 300;
 
-const VALUE_OPTIONS = new Set(["d", "D", "P", "N", "t", "f"]);
+const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
+const VALUE_OPTIONS = new Set([...NUMERIC_OPTIONS, "f"]);
 const FLAG_OPTIONS = new Set(["S", "v"]);
 
 /** One parsed option: its letter and, for options that take one, its value. */
@@ -151,43 +152,41 @@ export function parseConfig(
   env: Readonly<Record<string, string | undefined>>,
 ): Request {
   const { options, rest } = getopt(args);
-  const given = new Map<string, { text: string; what: string }>();
-  for (const { letter, value } of options) given.set(letter, { text: value, what: `-${letter}` });
-  if (given.has("v")) return { kind: "version" };
+  if (options.some((o) => o.letter === "v")) return { kind: "version" };
+  // -N is a percentage, the other numbers are seconds (kept as milliseconds).
+  const parse = (letter: string, text: string, what: string) =>
+    letter === "N" ? parsePercent(text, what) : parseSeconds(text, what);
+  const numbers = new Map<string, number>();
+  let patternFile: string | undefined;
+  for (const { letter, value } of options) {
+    if (letter === "f") patternFile = value === "" ? undefined : value;
+    else if (NUMERIC_OPTIONS.has(letter)) numbers.set(letter, parse(letter, value, `-${letter}`));
+  }
   for (const [name, letter] of ENV_OVERRIDES) {
     const text = env[name];
-    if (text) given.set(letter, { text, what: name });
+    if (text) numbers.set(letter, parse(letter, text, name));
   }
-  const seconds = (letter: string, fallbackMs: number) => {
-    const g = given.get(letter);
-    return g ? parseSeconds(g.text, g.what) : fallbackMs;
-  };
-  const percent = given.get("N");
 
   const mode = env.SMTPDELAY ?? "";
   if (mode !== "" && mode !== "JUSTDELAY") {
     throw new UsageError(`SMTPDELAY wants JUSTDELAY or nothing, got "${mode}"`);
   }
-  const standalone = given.has("S");
   if (rest.length === 0) throw new UsageError(`No program to run (${USAGE})`);
-  const patternFile = given.get("f")?.text;
 
   return {
     kind: "run",
     config: Object.freeze({
       delayMs: Object.freeze({
-        ptr: seconds("d", DEFAULTS.delayMs.ptr),
-        dynamic: seconds("D", DEFAULTS.delayMs.dynamic),
-        noptr: seconds("P", DEFAULTS.delayMs.noptr),
+        ptr: numbers.get("d") ?? DEFAULTS.delayMs.ptr,
+        dynamic: numbers.get("D") ?? DEFAULTS.delayMs.dynamic,
+        noptr: numbers.get("P") ?? DEFAULTS.delayMs.noptr,
       }),
-      refuseNoptrPercent: percent
-        ? parsePercent(percent.text, percent.what)
-        : DEFAULTS.refuseNoptrPercent,
-      standalone,
+      refuseNoptrPercent: numbers.get("N") ?? DEFAULTS.refuseNoptrPercent,
+      standalone: options.some((o) => o.letter === "S"),
       justDelay: mode === "JUSTDELAY",
       nameServer: env.SMTPDELAY_DNS ? parseNameServer(env.SMTPDELAY_DNS) : undefined,
-      lookupTimeoutMs: seconds("t", DEFAULTS.lookupTimeoutMs),
-      patternFile: patternFile === "" ? undefined : patternFile,
+      lookupTimeoutMs: numbers.get("t") ?? DEFAULTS.lookupTimeoutMs,
+      patternFile,
       program: Object.freeze([...rest]),
     }),
   };

@@ -15,13 +15,13 @@ function parseV4(text: string): Uint8Array | undefined {
 function parseV6(text: string): Uint8Array | undefined {
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
-  const groups = (half: string): number[] | undefined => {
+  const groups = (half: string, last: boolean): number[] | undefined => {
     if (half === "") return [];
     const out: number[] = [];
     const parts = half.split(":");
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
-      if (i === parts.length - 1 && part.includes(".")) {
+      if (last && i === parts.length - 1 && part.includes(".")) {
         const v4 = parseV4(part);
         if (!v4) return undefined;
         out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
@@ -33,8 +33,8 @@ function parseV6(text: string): Uint8Array | undefined {
     }
     return out;
   };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  const head = groups(halves[0]!, halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1]!, true) : [];
   if (!head || !tail) return undefined;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;

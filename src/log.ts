@@ -6,6 +6,7 @@
  */
 import type { Tier } from "./classify.ts";
 import type { Event } from "./decide.ts";
+import { printable } from "./reply.ts";
 
 const PREFIX = "smtp-delay: ";
 
@@ -71,12 +72,15 @@ export function outcome(o: Outcome): void {
   emit(formatOutcome(o));
 }
 
+/** Longest warning or fatal message kept: printable ASCII only, so one line. */
+const MAX_MESSAGE = 300;
+
 export function warning(message: string): void {
-  emit(`${PREFIX}warning: ${message}`);
+  emit(`${PREFIX}warning: ${printable(message, MAX_MESSAGE)}`);
 }
 
 export function fatal(message: string): void {
-  emit(`${PREFIX}fatal: ${message}`);
+  emit(`${PREFIX}fatal: ${printable(message, MAX_MESSAGE)}`);
 }
 
 /** -v: the version and usage, on stderr (stdout may be the client). */

@@ -45,7 +45,12 @@ export function watch(libc: Libc, fd: number, now: () => number): Watch {
     }
     return seen;
   };
-  const event = libc.waitReadable(fd, -1).then(check);
+  const wait = async (): Promise<Watched> => {
+    let revents = 0;
+    while (revents === 0) revents = await libc.waitReadable(fd, -1); // 0: EINTR, poll again
+    return check(revents);
+  };
+  const event = wait();
   return {
     event,
     current: () => check(seen.kind === "quiet" ? libc.readableNow(fd) : 0),

@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { clean, formatOutcome, MAX_FIELD, type Outcome, seconds } from "../src/log.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+Deno.test("clean() keeps 33..126 and turns everything else into ?", async (t) => {
+  const rows: [string, string | Uint8Array | undefined, string][] = [
+    ["plain name", "mail.example.com", "mail.example.com"],
+    ["the printable edges ! and ~", "!~", "!~"],
+    ["space", "a b", "a?b"],
+    ["CR and LF", "a\r\nb", "a??b"],
+    ["tab, NUL, DEL", "\t\0\x7f", "???"],
+    ["non-ASCII", "caf\u00e9", "caf?"],
+    ["a character outside the BMP is two ?", "\u{1f600}", "??"],
+    ["empty string", "", "-"],
+    ["undefined", undefined, "-"],
+    ["bytes", bytes("EHLO x\r\n"), "EHLO?x??"],
+    ["8-bit bytes", Uint8Array.from([0x80, 0xff, 0x41]), "??A"],
+    ["UTF-8 bytes of one character", bytes("\u00e9"), "??"],
+    ["no bytes", new Uint8Array(), "-"],
+    ["a lone dash stays a dash", "-", "-"],
+  ];
+  for (const [name, value, want] of rows) {
+    await t.step(name, () => {
+      assert.equal(clean(value), want);
+    });
+  }
+});
+
+Deno.test("clean() cuts at 100 by default, or at the given length", async (t) => {
+  assert.equal(MAX_FIELD, 100);
+  const rows: [string, string | Uint8Array, number | undefined, string][] = [
+    ["99 characters", "a".repeat(99), undefined, "a".repeat(99)],
+    ["100 characters", "a".repeat(100), undefined, "a".repeat(100)],
+    ["101 characters", "a".repeat(101), undefined, "a".repeat(100)],
+    ["150 bytes", bytes("b".repeat(150)), undefined, "b".repeat(100)],
+    ["cut before cleaning", "a".repeat(100) + "\n", undefined, "a".repeat(100)],
+    ["max 3", "abcdef", 3, "abc"],
+    ["max 255", "c".repeat(300), 255, "c".repeat(255)],
+  ];
+  for (const [name, value, max, want] of rows) {
+    await t.step(name, () => {
+      assert.equal(max === undefined ? clean(value) : clean(value, max), want);
+    });
+  }
+});
+
+Deno.test("seconds() writes milliseconds as seconds with three decimals", async (t) => {
+  const rows: [number, string][] = [
+    [0, "0.000"],
+    [1, "0.001"],
+    [250, "0.250"],
+    [1234.4, "1.234"],
+    [999.6, "1.000"],
+    [16_000, "16.000"],
+    [300_000, "300.000"],
+  ];
+  for (const [ms, want] of rows) {
+    await t.step(`${ms} ms`, () => {
+      assert.equal(seconds(ms), want);
+    });
+  }
+});
+
+const BASE: Outcome = {
+  event: "pass",
+  pid: 4242,
+  ip: "192.0.2.10",
+  tier: "ptr",
+  ptr: "mail.example.com",
+  lookup: "found",
+  delayMs: 250,
+  waitedMs: 251.4,
+  action: "exec",
+};
+
+Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
+  const rows: [string, Outcome, string][] = [
+    [
+      "PASS",
+      BASE,
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=exec",
+    ],
+    [
+      "PASS under JUSTDELAY",
+      {
+        ...BASE,
+        tier: "noptr",
+        ptr: undefined,
+        lookup: "timeout",
+        delayMs: 26_000,
+        waitedMs: 26_001,
+        action: "justdelay",
+      },
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=timeout" +
+      " delay=26.000 waited=26.001 action=justdelay",
+    ],
+    [
+      "EARLY with bytes and data",
+      {
+        ...BASE,
+        event: "early",
+        pid: 77,
+        ip: "203.0.113.7",
+        tier: "dynamic",
+        ptr: "1-2-3-4.dsl.example.net",
+        lookup: "host",
+        delayMs: 16_000,
+        waitedMs: 520,
+        action: "451",
+        bytes: 8,
+        data: bytes("EHLO x\r\n"),
+      },
+      "smtp-delay: info: EARLY pid=77 ip=203.0.113.7 tier=dynamic ptr=1-2-3-4.dsl.example.net" +
+      " lookup=host delay=16.000 waited=0.520 action=451 bytes=8 data=EHLO?x??",
+    ],
+    [
+      "EARLY while the lookup is pending, no data seen",
+      {
+        ...BASE,
+        event: "early",
+        tier: undefined,
+        ptr: undefined,
+        lookup: "pending",
+        delayMs: undefined,
+        waitedMs: 12,
+        action: "rblsmtpd",
+        bytes: 3,
+        data: undefined,
+      },
+      "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=- ptr=- lookup=pending delay=-" +
+      " waited=0.012 action=rblsmtpd bytes=3 data=-",
+    ],
+    [
+      "EARLY without a byte count",
+      { ...BASE, event: "early", action: "451" },
+      "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=451 bytes=-1 data=-",
+    ],
+    [
+      "CLOSED",
+      {
+        ...BASE,
+        event: "closed",
+        tier: "noptr",
+        ptr: undefined,
+        lookup: "none",
+        delayMs: 26_000,
+        waitedMs: 3_000.4,
+        action: "exit",
+      },
+      "smtp-delay: info: CLOSED pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=none" +
+      " delay=26.000 waited=3.000 action=exit",
+    ],
+    [
+      "CLOSED ignores bytes and data",
+      { ...BASE, event: "closed", action: "exit", bytes: 5, data: bytes("hello") },
+      "smtp-delay: info: CLOSED pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=exit",
+    ],
+    [
+      "REFUSED",
+      {
+        ...BASE,
+        event: "refused",
+        tier: "noptr",
+        ptr: undefined,
+        lookup: "none",
+        delayMs: 26_000,
+        waitedMs: 20,
+        action: "421",
+      },
+      "smtp-delay: info: REFUSED pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=none" +
+      " delay=26.000 waited=0.020 action=421",
+    ],
+    [
+      "IPv6 address",
+      { ...BASE, ip: "2001:db8:0:0:0:0:0:1" },
+      "smtp-delay: info: PASS pid=4242 ip=2001:db8:0:0:0:0:0:1 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=exec",
+    ],
+  ];
+  for (const [name, outcome, want] of rows) {
+    await t.step(name, () => {
+      assert.equal(formatOutcome(outcome), want);
+    });
+  }
+});
+
+Deno.test("formatOutcome() keeps a forged PTR name or client data on one line", async (t) => {
+  const forged = "evil.example\n smtp-delay: info: PASS pid=1 ip=127.0.0.1";
+  const rows: [string, Outcome, string][] = [
+    [
+      "PTR name with a newline",
+      { ...BASE, ptr: forged },
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10" +
+      " tier=ptr ptr=evil.example??smtp-delay:?info:?PASS?pid=1?ip=127.0.0.1" +
+      " lookup=found delay=0.250 waited=0.251 action=exec",
+    ],
+    [
+      "client bytes with CRLF",
+      {
+        ...BASE,
+        event: "early",
+        action: "451",
+        bytes: 40,
+        data: bytes("x\r\nsmtp-delay: info: PASS"),
+      },
+      "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=451 bytes=40 data=x??smtp-delay:?info:?PASS",
+    ],
+    [
+      "a PTR name with key=value text cannot add a field",
+      { ...BASE, ptr: "a action=exec" },
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=a?action=exec" +
+      " lookup=found delay=0.250 waited=0.251 action=exec",
+    ],
+  ];
+  for (const [name, outcome, want] of rows) {
+    await t.step(name, () => {
+      const line = formatOutcome(outcome);
+      assert.equal(line, want);
+      assert.ok(!/[\r\n]/.test(line), `a line break in ${JSON.stringify(line)}`);
+    });
+  }
+});
+
+Deno.test("formatOutcome() cuts a long PTR name and long data at 100 characters", () => {
+  const line = formatOutcome({
+    ...BASE,
+    event: "early",
+    action: "451",
+    ptr: "p".repeat(300),
+    bytes: 300,
+    data: bytes("d".repeat(300)),
+  });
+  assert.ok(line.includes(` ptr=${"p".repeat(100)} lookup=`), line);
+  assert.ok(line.endsWith(` data=${"d".repeat(100)}`), line);
+});
