@@ -5,16 +5,39 @@
  */
 import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./src/classify.ts";
 import { readClient } from "./src/client.ts";
+import type { Ip } from "./src/ip.ts";
 import { type Config, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
 import { decide, type Facts, type Verdict } from "./src/decide.ts";
 import { answer, handOn } from "./src/handoff.ts";
 import { libc } from "./src/libc.ts";
 import * as log from "./src/log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./src/rdns.ts";
-import { watch } from "./src/watch.ts";
+import { type Watch, watch } from "./src/watch.ts";
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The PTR lookup, raced with the watch: it may take until -t, and never
+ * longer than the noptr delay. Undefined when the client talked or hung up
+ * first (the verdict needs no name then).
+ */
+async function lookupWhileWatching(
+  ip: Ip,
+  config: Config,
+  watcher: Watch,
+): Promise<Lookup | undefined> {
+  const deadlineMs = Math.min(config.lookupTimeoutMs, config.delayMs.noptr);
+  if (deadlineMs <= 0) return { kind: "skipped" };
+  const stop = new AbortController();
+  const looking = lookupPtr(ip, config.nameServer, stop.signal);
+  const first = await Promise.race([
+    looking,
+    watcher.waitAsync(deadlineMs).then((watched) => watched.kind),
+  ]);
+  if (first === "early" || first === "closed") return undefined;
+  if (first === "quiet") stop.abort(); // the deadline: `looking` ends as a timeout
+  return await looking;
+}
 
 function readPatterns(path: string): RegExp[] {
   let text: string;
@@ -43,28 +66,26 @@ async function run(): Promise<number> {
   const start = now();
   const roll = Math.random() * 100;
 
-  let lookup: Lookup | undefined = client.host ? { kind: "host", name: client.host } : undefined;
-  if (!lookup) {
-    const deadlineMs = Math.min(config.lookupTimeoutMs, config.delayMs.noptr);
-    const talked = watcher.event.then(() => undefined); // act at once, the name unknown
-    lookup = await Promise.race([lookupPtr(client.ip, config.nameServer, deadlineMs), talked]);
-  }
+  const lookup: Lookup | undefined = client.host
+    ? { kind: "host", name: client.host }
+    : await lookupWhileWatching(client.ip, config, watcher);
   const name = lookup && nameOf(lookup);
   const tier: Tier | undefined = lookup &&
     classify(name, client.ip, name ? patterns ?? parsePatterns(BUILTIN_PATTERNS) : []);
-  const facts = (delayOver: boolean): Facts => ({
+  const factsNow = (delayOver: boolean): Facts => ({
     tier,
     lookup: lookup?.kind ?? "pending",
-    watched: watcher.current(),
+    watched: watcher.waitSync(0),
     roll,
     delayOver,
   });
 
-  let verdict: Verdict = decide(config, facts(false));
+  let facts = factsNow(false);
+  let verdict: Verdict = decide(config, facts);
   if (verdict.kind === "wait") {
-    const leftMs = config.delayMs[tier!] - (now() - start);
-    if (leftMs > 0) await Promise.race([watcher.event, sleep(leftMs)]);
-    verdict = decide(config, facts(true));
+    watcher.waitSync(config.delayMs[tier!] - (now() - start)); // nothing else to do meanwhile
+    facts = factsNow(true);
+    verdict = decide(config, facts);
   }
 
   if (lookup?.kind === "timeout" || lookup?.kind === "error") {
@@ -72,7 +93,7 @@ async function run(): Promise<number> {
     log.warning(`unable to look up the PTR of ${client.ipText}: ${why}`);
   }
   const waitedMs = now() - start;
-  const watched = watcher.current();
+  const { watched } = facts;
   const outcome = {
     pid: Deno.pid,
     ip: client.ipText,

@@ -22,12 +22,16 @@ const SIGPIPE = 13;
 export interface Libc {
   /**
    * Waits, on a helper thread, until `fd` is readable or hung up, without
-   * reading a byte. Resolves with poll's revents (0 after `timeoutMs`; -1
-   * waits without end). The event loop keeps running meanwhile.
+   * reading a byte. Resolves with poll's revents (0 after `timeoutMs`, or when
+   * a signal interrupted the wait). The event loop keeps running meanwhile.
    */
   waitReadable(fd: number, timeoutMs: number): Promise<number>;
-  /** poll(2) on `fd` that returns at once: revents, 0 when nothing is ready. */
-  readableNow(fd: number): number;
+  /**
+   * poll(2) on `fd` on this thread: blocks the whole process until `fd` is
+   * readable or hung up, or `timeoutMs` pass (0: returns at once). Resolves
+   * nothing, reads nothing: returns revents, 0 after the timeout.
+   */
+  readable(fd: number, timeoutMs: number): number;
   /** How many bytes wait unread on `fd` (FIONREAD); -1 when the fd cannot say. */
   bytesWaiting(fd: number): number;
   /** Up to `max` waiting bytes of a socket, left unread; undefined for a non-socket. */
@@ -48,7 +52,7 @@ export interface Libc {
 
 const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  pollNow: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  pollSync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -98,9 +102,9 @@ function wrap(sym: Symbols): Libc {
       const n = await sym.poll(buf, 1n, timeoutMs);
       return n > 0 ? revents(buf) : 0;
     },
-    readableNow(fd) {
+    readable(fd, timeoutMs) {
       const buf = pollFd(fd);
-      return sym.pollNow(buf, 1n, 0) > 0 ? revents(buf) : 0;
+      return sym.pollSync(buf, 1n, timeoutMs) > 0 ? revents(buf) : 0;
     },
     bytesWaiting(fd) {
       const n = new Int32Array(1);

@@ -1,4 +1,4 @@
-/** The only DNS caller: the client's PTR name, within a deadline. */
+/** The only DNS caller: the client's PTR name, until the caller says stop. */
 import type { NameServer } from "./config.ts";
 import { type Ip, reverseName } from "./ip.ts";
 
@@ -20,24 +20,26 @@ export function nameOf(lookup: Lookup): string | undefined {
   return lookup.kind === "host" || lookup.kind === "found" ? lookup.name : undefined;
 }
 
-/** Asks for the PTR of `ip`; never takes longer than `timeoutMs` and never throws. */
+/**
+ * Asks for the PTR of `ip`; never throws. The caller ends the wait with
+ * `stop` (the result is then `timeout`): the deadline is the caller's, so
+ * that no timer is needed.
+ */
 export async function lookupPtr(
   ip: Ip,
   nameServer: NameServer | undefined,
-  timeoutMs: number,
+  stop: AbortSignal,
 ): Promise<Lookup> {
-  if (timeoutMs <= 0) return { kind: "skipped" };
-  const signal = AbortSignal.timeout(timeoutMs);
   try {
     const names = await Deno.resolveDns(
       reverseName(ip),
       "PTR",
-      nameServer ? { nameServer, signal } : { signal },
+      nameServer ? { nameServer, signal: stop } : { signal: stop },
     );
     const name = names[0]?.replace(/\.$/, "").toLowerCase();
     return name ? { kind: "found", name } : { kind: "none" };
   } catch (e) {
-    if (signal.aborted) return { kind: "timeout" };
+    if (stop.aborted) return { kind: "timeout" };
     if (e instanceof Deno.errors.NotFound) return { kind: "none" };
     return { kind: "error", reason: e instanceof Error ? e.message : String(e) };
   }

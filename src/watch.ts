@@ -29,30 +29,52 @@ export function interpret(
 }
 
 export interface Watch {
-  /** Settles when the client talks or hangs up; stays pending while it is quiet. */
-  readonly event: Promise<Watched>;
-  /** The state now: the settled event, else one more check that does not wait. */
-  current(): Watched;
+  /**
+   * Waits until the client talks or hangs up, or `ms` pass, on a helper
+   * thread: the event loop runs meanwhile (for the DNS lookup). Resolves with
+   * the state then; `quiet` means the time is up.
+   */
+  waitAsync(ms: number): Promise<Watched>;
+  /**
+   * The same, blocking this thread: for when there is nothing else to do.
+   * `waitSync(0)` looks once without waiting. No timer is involved: in Deno
+   * the first setTimeout() of a process costs more CPU than all of this
+   * filter's own work (see README, Performance).
+   */
+  waitSync(ms: number): Watched;
 }
 
-/** Starts watching `fd` at once; `now` is the clock the times count on (ms). */
+/**
+ * Starts watching `fd`; `now` is the clock (ms) that times count on. Once the
+ * client was seen early or closed, that is the answer for good.
+ */
 export function watch(libc: Libc, fd: number, now: () => number): Watch {
   const start = now();
   let seen: Watched = { kind: "quiet" };
-  const check = (revents: number): Watched => {
-    if (seen.kind === "quiet") {
-      seen = interpret(revents, revents ? libc.bytesWaiting(fd) : 0, now() - start);
+  const settle = (revents: number): void => {
+    if (seen.kind === "quiet" && revents !== 0) {
+      seen = interpret(revents, libc.bytesWaiting(fd), now() - start);
     }
-    return seen;
   };
-  const wait = async (): Promise<Watched> => {
-    let revents = 0;
-    while (revents === 0) revents = await libc.waitReadable(fd, -1); // 0: EINTR, poll again
-    return check(revents);
-  };
-  const event = wait();
+  // Each polls until the deadline (poll may return early: EINTR, rounding),
+  // and not at all once the client has acted.
+  const left = (end: number) => Math.max(0, Math.ceil(end - now()));
   return {
-    event,
-    current: () => check(seen.kind === "quiet" ? libc.readableNow(fd) : 0),
+    async waitAsync(ms) {
+      const end = now() + ms;
+      while (seen.kind === "quiet") {
+        settle(await libc.waitReadable(fd, left(end)));
+        if (now() >= end) break;
+      }
+      return seen;
+    },
+    waitSync(ms) {
+      const end = now() + ms;
+      while (seen.kind === "quiet") {
+        settle(libc.readable(fd, left(end)));
+        if (now() >= end) break;
+      }
+      return seen;
+    },
   };
 }

@@ -17,7 +17,7 @@ class FakeLibc implements Libc {
   waitReadable(): Promise<number> {
     throw new Error("not expected");
   }
-  readableNow(): number {
+  readable(): number {
     throw new Error("not expected");
   }
   bytesWaiting(fd: number): number {

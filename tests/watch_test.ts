@@ -39,33 +39,36 @@ Deno.test("interpret() reads poll's revents and FIONREAD's count", async (t) => 
   }
 });
 
-/** A Libc with no FFI: the test says what poll, FIONREAD and the non-waiting poll report. */
+/**
+ * A Libc with no FFI, on a fake clock: each poll (sync or async) takes the
+ * next scripted result, and moves the clock by its `tookMs` (the whole
+ * timeout when it reports nothing, unless told otherwise).
+ */
 class FakeLibc implements Libc {
-  /** Resolvers of the pending waitReadable calls, oldest first. */
-  pending: ((revents: number) => void)[] = [];
-  waitCalls: [number, number][] = [];
-  readableNowCalls = 0;
-  bytesWaitingCalls: number[] = [];
-  /** What readableNow and bytesWaiting answer. */
-  reventsNow = 0;
+  /** What the next polls report, in turn: revents and how long each took. */
+  script: { revents: number; tookMs?: number }[] = [];
+  /** Every poll: sync or async, and the timeout it was given. */
+  polls: string[] = [];
+  bytesWaitingCalls = 0;
   waiting = 0;
+  time = 1000;
+  readonly now = () => this.time;
 
+  private next(timeoutMs: number): number {
+    const step = this.script.shift() ?? { revents: 0 };
+    this.time += step.tookMs ?? (step.revents === 0 ? timeoutMs : 0);
+    return step.revents;
+  }
   waitReadable(fd: number, timeoutMs: number): Promise<number> {
-    this.waitCalls.push([fd, timeoutMs]);
-    return new Promise((resolve) => this.pending.push(resolve));
+    this.polls.push(`async fd ${fd} ${timeoutMs}`);
+    return Promise.resolve(this.next(timeoutMs));
   }
-  /** Makes the oldest pending waitReadable resolve with `revents`. */
-  fire(revents: number): void {
-    const resolve = this.pending.shift();
-    if (!resolve) throw new Error("no waitReadable call is pending");
-    resolve(revents);
+  readable(fd: number, timeoutMs: number): number {
+    this.polls.push(`sync fd ${fd} ${timeoutMs}`);
+    return this.next(timeoutMs);
   }
-  readableNow(_fd: number): number {
-    this.readableNowCalls++;
-    return this.reventsNow;
-  }
-  bytesWaiting(fd: number): number {
-    this.bytesWaitingCalls.push(fd);
+  bytesWaiting(): number {
+    this.bytesWaitingCalls++;
     return this.waiting;
   }
   peek(): Uint8Array | undefined {
@@ -85,126 +88,95 @@ class FakeLibc implements Libc {
   }
 }
 
-/** A clock that returns the given times in turn, then stays at the last one. */
-function clock(...times: number[]): () => number {
-  let i = 0;
-  return () => times[Math.min(i++, times.length - 1)]!;
-}
+Deno.test("watch() does nothing until asked", () => {
+  const libc = new FakeLibc();
+  watch(libc, 0, libc.now);
+  assert.deepEqual(libc.polls, []);
+});
 
-/** "settled" with the value if `promise` has settled once every queued callback ran, else "pending". */
-async function state<T>(promise: Promise<T>): Promise<["settled", T] | ["pending"]> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const later = new Promise<["pending"]>((resolve) => {
-    timer = setTimeout(() => resolve(["pending"]), 0);
+Deno.test("watch().waitSync(0) looks once without waiting", () => {
+  const libc = new FakeLibc();
+  const w = watch(libc, 0, libc.now);
+  assert.deepEqual(w.waitSync(0), { kind: "quiet" });
+  assert.deepEqual(libc.polls, ["sync fd 0 0"]);
+  assert.equal(libc.bytesWaitingCalls, 0, "FIONREAD only after poll saw something");
+});
+
+Deno.test("watch() waits out the time on one poll of fd 3 when the client is quiet", async (t) => {
+  await t.step("waitSync", () => {
+    const libc = new FakeLibc();
+    const w = watch(libc, 3, libc.now);
+    assert.deepEqual(w.waitSync(250), { kind: "quiet" });
+    assert.deepEqual(libc.polls, ["sync fd 3 250"]);
+    assert.equal(libc.time, 1250);
   });
-  try {
-    return await Promise.race([promise.then((v): ["settled", T] => ["settled", v]), later]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-Deno.test("watch() starts one endless poll on the given fd at once", () => {
-  const libc = new FakeLibc();
-  watch(libc, 3, clock(0));
-  assert.deepEqual(libc.waitCalls, [[3, -1]]);
-  assert.equal(libc.readableNowCalls, 0);
-  assert.deepEqual(libc.bytesWaitingCalls, []);
+  await t.step("waitAsync", async () => {
+    const libc = new FakeLibc();
+    const w = watch(libc, 3, libc.now);
+    assert.deepEqual(await w.waitAsync(250), { kind: "quiet" });
+    assert.deepEqual(libc.polls, ["async fd 3 250"]);
+  });
 });
 
-Deno.test("watch().event stays pending while the client is quiet", async () => {
-  const libc = new FakeLibc();
-  const w = watch(libc, 0, clock(0));
-  assert.deepEqual(await state(w.event), ["pending"]);
+Deno.test("watch() polls again for the time left when poll returns early with nothing", async (t) => {
+  // EINTR, or a timeout rounded short: nothing happened, the time is not up.
+  await t.step("waitSync", () => {
+    const libc = new FakeLibc();
+    libc.script = [{ revents: 0, tookMs: 100 }, { revents: 0, tookMs: 60 }];
+    const w = watch(libc, 0, libc.now);
+    assert.deepEqual(w.waitSync(250), { kind: "quiet" });
+    assert.deepEqual(libc.polls, ["sync fd 0 250", "sync fd 0 150", "sync fd 0 90"]);
+  });
+  await t.step("waitAsync", async () => {
+    const libc = new FakeLibc();
+    libc.script = [{ revents: 0, tookMs: 100 }];
+    const w = watch(libc, 0, libc.now);
+    assert.deepEqual(await w.waitAsync(250), { kind: "quiet" });
+    assert.deepEqual(libc.polls, ["async fd 0 250", "async fd 0 150"]);
+  });
 });
 
-Deno.test("watch().event settles with what poll and FIONREAD report", async (t) => {
+Deno.test("watch() reports what poll and FIONREAD say, with the time since its start", async (t) => {
   const rows: [string, number, number, Watched][] = [
-    ["bytes waiting: early", POLLIN, 6, { kind: "early", bytes: 6, afterMs: 250 }],
-    ["end of stream: closed", POLLIN, 0, { kind: "closed", afterMs: 250 }],
-    ["hang-up: closed", POLLHUP, 0, { kind: "closed", afterMs: 250 }],
+    ["bytes waiting: early", POLLIN, 6, { kind: "early", bytes: 6, afterMs: 40 }],
+    ["end of stream: closed", POLLIN, 0, { kind: "closed", afterMs: 40 }],
+    ["hang-up: closed", POLLHUP, 0, { kind: "closed", afterMs: 40 }],
     ["talked then hung up: early", POLLIN | POLLHUP, 12, {
       kind: "early",
       bytes: 12,
-      afterMs: 250,
+      afterMs: 40,
     }],
+    ["invalid fd: closed", POLLNVAL, 0, { kind: "closed", afterMs: 40 }],
   ];
   for (const [name, revents, waiting, want] of rows) {
-    await t.step(name, async () => {
+    await t.step(`waitSync: ${name}`, () => {
       const libc = new FakeLibc();
+      libc.script = [{ revents, tookMs: 40 }];
       libc.waiting = waiting;
-      const w = watch(libc, 0, clock(1000, 1250));
-      libc.fire(revents);
-      assert.deepEqual(await w.event, want);
-      assert.deepEqual(libc.bytesWaitingCalls, [0], "FIONREAD asked once, on fd 0");
+      const w = watch(libc, 0, libc.now);
+      assert.deepEqual(w.waitSync(5000), want);
+      assert.equal(libc.polls.length, 1, "no more polling once the client acted");
+    });
+    await t.step(`waitAsync: ${name}`, async () => {
+      const libc = new FakeLibc();
+      libc.script = [{ revents, tookMs: 40 }];
+      libc.waiting = waiting;
+      const w = watch(libc, 0, libc.now);
+      assert.deepEqual(await w.waitAsync(5000), want);
     });
   }
 });
 
-Deno.test("watch().current() checks without waiting while the client is quiet", async () => {
+Deno.test("watch() keeps the first thing the client did, without polling again", async () => {
   const libc = new FakeLibc();
-  const w = watch(libc, 0, clock(0, 10, 20));
-  assert.deepEqual(w.current(), { kind: "quiet" });
-  assert.deepEqual(w.current(), { kind: "quiet" });
-  assert.equal(libc.readableNowCalls, 2);
-  assert.deepEqual(libc.bytesWaitingCalls, [], "no FIONREAD when poll saw nothing");
-  assert.deepEqual(await state(w.event), ["pending"]);
-});
-
-Deno.test("watch().current() catches bytes the endless poll has not reported yet", async () => {
-  const libc = new FakeLibc();
-  const w = watch(libc, 0, clock(500, 530));
-  libc.reventsNow = POLLIN;
+  libc.script = [{ revents: POLLIN, tookMs: 30 }];
   libc.waiting = 4;
+  const w = watch(libc, 0, libc.now);
   const want: Watched = { kind: "early", bytes: 4, afterMs: 30 };
-  assert.deepEqual(w.current(), want);
-  // The event, when poll reports later, tells the same story, not a newer one.
-  libc.waiting = 0;
-  libc.fire(POLLHUP);
-  assert.deepEqual(await w.event, want);
-});
-
-Deno.test("watch() settles once: a later hang-up does not turn early into closed", async () => {
-  const libc = new FakeLibc();
-  libc.waiting = 9;
-  const w = watch(libc, 0, clock(0, 100, 200, 300));
-  libc.fire(POLLIN);
-  const want: Watched = { kind: "early", bytes: 9, afterMs: 100 };
-  assert.deepEqual(await w.event, want);
-  libc.reventsNow = POLLHUP;
-  libc.waiting = 0;
-  assert.deepEqual(w.current(), want);
-  assert.deepEqual(w.current(), want);
-  assert.equal(libc.readableNowCalls, 0, "no more polling once settled");
-  assert.deepEqual(libc.bytesWaitingCalls, [0]);
-});
-
-Deno.test("watch() settles once: closed stays closed", async () => {
-  const libc = new FakeLibc();
-  const w = watch(libc, 0, clock(0, 40));
-  libc.fire(POLLHUP);
-  assert.deepEqual(await w.event, { kind: "closed", afterMs: 40 });
-  libc.reventsNow = POLLIN;
-  libc.waiting = 3;
-  assert.deepEqual(w.current(), { kind: "closed", afterMs: 40 });
-});
-
-Deno.test("watch() counts afterMs from its own start on the injected clock", async () => {
-  const libc = new FakeLibc();
-  libc.waiting = 1;
-  const w = watch(libc, 0, clock(10_000.5, 10_026.25));
-  libc.fire(POLLIN);
-  assert.deepEqual(await w.event, { kind: "early", bytes: 1, afterMs: 25.75 });
-});
-
-// Once a bug: poll() returning without an event (EINTR) settled `event` as
-// "quiet", which ended the lookup and the delay at once in main.ts.
-Deno.test({
-  name: "watch().event does not settle as quiet when poll returns without an event",
-  async fn() {
-    const libc = new FakeLibc();
-    const w = watch(libc, 0, clock(0));
-    libc.fire(0);
-    assert.deepEqual(await state(w.event), ["pending"]);
-  },
+  assert.deepEqual(await w.waitAsync(1000), want);
+  libc.waiting = 0; // it hung up since: still early
+  assert.deepEqual(w.waitSync(0), want);
+  assert.deepEqual(w.waitSync(1000), want);
+  assert.equal(libc.polls.length, 1, "no polling once the client acted");
+  assert.equal(libc.bytesWaitingCalls, 1, "FIONREAD read once");
 });
