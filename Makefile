@@ -53,8 +53,14 @@ dist: $(DENO_DEP)
 	  || { rm -f dist/smtp-delay.new; echo "make dist: the compiled file does not run smtp-delay: DENORT_BIN must name denort, not the deno CLI" >&2; exit 1; }
 	@mv dist/smtp-delay.new dist/smtp-delay; rm -f build/dist.log; echo "dist/smtp-delay: ok"
 
+# RUNS=3 DELAY=3 PEERS="none floor product" SCENARIOS="delay memory latency throughput"
 bench: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/bench.ts
+
+# The same peers through ../shared/bench beside its C reference, qpsmtpd and
+# postscreen (needs qpsmtpd and postfix): bench/results/shared-summary.md.
+bench-shared: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" bash bench/shared.sh $${RUNS:-3}
 
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
@@ -62,4 +68,4 @@ demo: all
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist bench demo clean
+.PHONY: all run check test dist bench bench-shared demo clean

@@ -1,0 +1,354 @@
+/**
+ * `make bench`: each peer in a real tcpserver chain on 127.0.0.1, in front of
+ * build/recorder, driven by the load generator in load.ts; medians of RUNS
+ * runs, peers interleaved. Prints markdown tables on stdout (progress on
+ * stderr) and writes every figure as JSON to build/bench/.
+ *
+ * Environment: DENO and PERMISSIONS (the Makefile passes them), RUNS (3),
+ * DELAY (3: the delay scenario's delay, seconds), MEMORY_DELAY (10: the memory
+ * scenario's), PEERS and SCENARIOS (names,
+ * space-separated: a subset, in that order), EXTRA_PEERS ("name=command
+ * words;name=command words": more filters to measure), KEEP=1 (keep the work
+ * directories under /tmp: tcpserver log with the filters' stderr, recorder
+ * files, samples, clients), REPORT=build/bench/FILE.json (print the tables of
+ * an earlier run again, measuring nothing).
+ */
+import { type LoadOptions, runLoad } from "./load.ts";
+import {
+  cpuSeconds,
+  perConnection,
+  processTree,
+  readClockTick,
+  type Sample,
+  sample,
+  startSampler,
+} from "./proc.ts";
+import { loadFigures, markdown, type RunRecord } from "./report.ts";
+import { type Server, startServer, stopAll } from "./server.ts";
+import { verify } from "./verify.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const env = (name: string, fallback: string) => Deno.env.get(name) || fallback;
+const DENO = env("DENO", Deno.execPath());
+/** The flags of the one permissions file, as `make` passes them. */
+const PERMISSIONS = env("PERMISSIONS", Deno.readTextFileSync(`${ROOT}/permissions`)).trim()
+  .split(/\s+/);
+const RUNS = Number(env("RUNS", "3"));
+const DELAY_S = Number(env("DELAY", "3"));
+const MEMORY_DELAY_S = Number(env("MEMORY_DELAY", "10"));
+const RECORDER = `${ROOT}/build/recorder`;
+
+/** A filter to measure: what goes between `tcpserver ... PORT` and the recorder. */
+interface Peer {
+  readonly name: string;
+  readonly command: readonly string[];
+}
+
+const denoRun = (...rest: string[]) => [DENO, "run", ...PERMISSIONS, ...rest];
+
+const PEERS: Peer[] = [
+  { name: "none", command: [] }, // the recorder alone
+  { name: "floor", command: denoRun(`${ROOT}/bench/floor.ts`) }, // sleep + execve
+  { name: "product", command: denoRun(`${ROOT}/main.ts`, "-S") },
+  ...(Deno.env.get("EXTRA_PEERS") ?? "").split(";").filter((s) => s.includes("=")).map((s) => {
+    const at = s.indexOf("=");
+    return { name: s.slice(0, at).trim(), command: s.slice(at + 1).trim().split(/\s+/) };
+  }),
+];
+
+interface Scenario {
+  readonly name: string;
+  readonly delayS: number;
+  readonly patient: number;
+  readonly early: number;
+  readonly quitters: number;
+  readonly concurrency: number;
+  /** Sample memory every 200 ms (the delay scenario: connections wait). */
+  readonly sampleMemory: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: "delay",
+    delayS: DELAY_S,
+    patient: 50,
+    early: 50,
+    quitters: 20,
+    concurrency: 120,
+    sampleMemory: true,
+  },
+  // On 2 cores, 120 Deno start-ups in a burst take longer than a 3 s delay: at
+  // the delay scenario's peak some filters are still starting and others have
+  // already handed on, so its memory figure mixes both. Here every filter has
+  // started well before the first one hands on.
+  {
+    name: "memory",
+    delayS: MEMORY_DELAY_S,
+    patient: 50,
+    early: 0,
+    quitters: 0,
+    concurrency: 50,
+    sampleMemory: true,
+  },
+  {
+    name: "latency",
+    delayS: 0,
+    patient: 100,
+    early: 0,
+    quitters: 0,
+    concurrency: 1,
+    sampleMemory: false,
+  },
+  {
+    name: "throughput",
+    delayS: 0,
+    patient: 300,
+    early: 0,
+    quitters: 0,
+    concurrency: 20,
+    sampleMemory: false,
+  },
+];
+
+/** The named subset of `all`, in the order named; all of them when `names` is empty. */
+function choose<T extends { name: string }>(
+  all: T[],
+  names: string | undefined,
+  what: string,
+): T[] {
+  if (!names?.trim()) return all;
+  return names.trim().split(/\s+/).map((n) => {
+    const found = all.find((x) => x.name === n);
+    if (!found) throw new Error(`Unknown ${what} "${n}" (known: ${all.map((x) => x.name)})`);
+    return found;
+  });
+}
+
+const say = (text: string) => console.error(`bench: ${text}`);
+
+/** One measured run of one peer through one scenario. */
+async function runOnce(peer: Peer, s: Scenario, run: number): Promise<RunRecord> {
+  const work = await Deno.makeTempDir({ prefix: "smtp-delay-bench." });
+  const recordDir = `${work}/record`;
+  const delay = String(s.delayS);
+  let server: Server | undefined;
+  let sampler: { stop(): Promise<Sample[]> } | undefined;
+  try {
+    await Deno.mkdir(recordDir);
+    server = await startServer({
+      filter: peer.command,
+      next: RECORDER,
+      env: { RECORD_DIR: recordDir, SMTPDELAYd: delay, SMTPDELAYD: delay, SMTPDELAYP: delay },
+      logPath: `${work}/tcpserver.log`,
+    });
+    const loadAvg = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0]!;
+    const idle = await sample(server.pid, RECORDER, performance.now());
+    if (s.sampleMemory) sampler = startSampler(server.pid, RECORDER, 200);
+    const o: LoadOptions = {
+      port: server.port,
+      patient: s.patient,
+      early: s.early,
+      quitters: s.quitters,
+      concurrency: s.concurrency,
+      messageBytes: 4096,
+      quitAfterMs: Math.max(s.delayS * 500, 50),
+      ioTimeoutMs: (s.delayS + 60) * 1000,
+      maxMs: 600_000,
+      tag: `${peer.name}-${s.name}-${run}`,
+      seed: 1,
+    };
+    const load = await runLoad(o);
+    // Every child reaped (tcpserver says "status: 0/"): the recorder files are
+    // complete and tcpserver's cutime/cstime hold all the CPU of the run.
+    const idleAgain = await server.idle(30_000);
+    const samples = (await sampler?.stop()) ?? [];
+    const end = await processTree(server.pid);
+    const clients = load.results.length;
+    const record: RunRecord = {
+      peer: peer.name,
+      scenario: s.name,
+      run,
+      delayS: s.delayS,
+      clients,
+      concurrency: s.concurrency,
+      wallMs: Math.round(load.wallMs),
+      connPerS: Math.round(clients / (load.wallMs / 1000) * 10) / 10,
+      unfinished: load.unfinished,
+      ...loadFigures(load),
+      verify: await verify(recordDir, load.results),
+      memory: perConnection(idle, samples),
+      samples: samples.length,
+      cpuMsPerConn: Math.round((cpuSeconds(end) - idle.cpuS) * 1000 / Math.max(clients, 1) * 100) /
+        100,
+      notIdle: !idleAgain,
+      loadAvg: Number(loadAvg),
+    };
+    if (Deno.env.get("KEEP")) {
+      await Deno.writeTextFile(`${work}/samples.json`, JSON.stringify(samples));
+      const clients = load.results.map(({ sent, ...r }) => ({ ...r, sentBytes: sent.length }));
+      await Deno.writeTextFile(`${work}/clients.json`, JSON.stringify(clients, null, 1));
+    }
+    return record;
+  } finally {
+    await sampler?.stop();
+    await server?.stop();
+    if (Deno.env.get("KEEP")) say(`work dir kept: ${work}`);
+    else await Deno.remove(work, { recursive: true });
+  }
+}
+
+/** The checkout measured: "abc1234" or "abc1234+changes" ("unknown" outside git). */
+async function describeCommit(): Promise<string> {
+  const git = async (...args: string[]) => {
+    const out = await new Deno.Command("git", { args: ["-C", ROOT, ...args], stderr: "null" })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  };
+  try {
+    const head = await git("rev-parse", "--short", "HEAD");
+    const changes = await git("status", "--porcelain", "--", "main.ts", "src");
+    return head ? `${head}${changes ? "+changes" : ""}` : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** One line per run on stderr, so a long bench shows where it is. */
+function progress(r: RunRecord): string {
+  const k = r.kinds;
+  const parts = [
+    `patient ${k.patient.pass}/${k.patient.n}`,
+    k.early.n ? `early rejected ${k.early.reject}/${k.early.n}` : "",
+    k.quitter.n ? `quit ${k.quitter.quit}/${k.quitter.n}` : "",
+    `lost ${r.verify.lostBytes} B`,
+    `banner p50 ${r.bannerMs?.p50.toFixed(1) ?? "-"} ms`,
+    r.memory ? `${r.memory.dirtyKb} KB dirty/conn x ${r.memory.waitingConns}` : "",
+    `${r.cpuMsPerConn} ms CPU/conn`,
+    `${r.connPerS} conn/s`,
+    `load average ${r.loadAvg} before`,
+    r.notIdle ? "CHILDREN LEFT" : "",
+  ];
+  return parts.filter(Boolean).join(", ");
+}
+
+/** A few unmeasured sessions, so Deno's caches are warm and a broken peer stops the bench. */
+async function warmUp(peer: Peer): Promise<void> {
+  if (peer.command.length === 0) return;
+  const work = await Deno.makeTempDir({ prefix: "smtp-delay-bench-warm." });
+  let server: Server | undefined;
+  try {
+    server = await startServer({
+      filter: peer.command,
+      next: RECORDER,
+      env: { SMTPDELAYd: "0", SMTPDELAYD: "0", SMTPDELAYP: "0" },
+      logPath: `${work}/tcpserver.log`,
+    });
+    const load = await runLoad({
+      port: server.port,
+      patient: 3,
+      early: 0,
+      quitters: 0,
+      concurrency: 1,
+      messageBytes: 4096,
+      quitAfterMs: 50,
+      ioTimeoutMs: 30_000,
+      maxMs: 60_000,
+      tag: `warm-${peer.name}`,
+      seed: 1,
+    });
+    const passed = load.results.filter((r) => r.outcome === "pass").length;
+    if (passed !== 3) {
+      const log = await Deno.readTextFile(`${work}/tcpserver.log`).catch(() => "");
+      throw new Error(
+        `Peer "${peer.name}" fails a plain session (${passed}/3 passed); its log:\n${log}`,
+      );
+    }
+  } finally {
+    await server?.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+/** REPORT=FILE: the tables again from a raw JSON file of an earlier run, nothing measured. */
+async function reprint(path: string): Promise<void> {
+  const raw = JSON.parse(await Deno.readTextFile(path)) as {
+    peers: Peer[];
+    scenarios: Scenario[];
+    records: RunRecord[];
+  };
+  console.log(
+    markdown(raw.records, raw.scenarios.map((s) => s.name), raw.peers.map((p) => p.name)),
+  );
+}
+
+async function main(): Promise<void> {
+  const report = Deno.env.get("REPORT");
+  if (report) return await reprint(report);
+  const peers = choose(PEERS, Deno.env.get("PEERS"), "peer");
+  const scenarios = choose(SCENARIOS, Deno.env.get("SCENARIOS"), "scenario");
+  if (!(RUNS >= 1) || !(DELAY_S >= 0) || !(MEMORY_DELAY_S >= 0)) {
+    throw new Error("RUNS wants 1 or more, DELAY and MEMORY_DELAY 0 or more");
+  }
+  try {
+    await Deno.stat(RECORDER);
+  } catch {
+    throw new Error(`No "${RECORDER}": run \`make build/recorder\` first`);
+  }
+  await readClockTick();
+  const started = new Date();
+  const commit = await describeCommit();
+  say(`${peers.length} peers x ${scenarios.length} scenarios x ${RUNS} runs, at ${commit}`);
+  for (const p of peers) await warmUp(p);
+
+  const records: RunRecord[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    for (const s of scenarios) {
+      for (const p of peers) {
+        const t0 = performance.now();
+        const r = await runOnce(p, s, run);
+        records.push(r);
+        const took = ((performance.now() - t0) / 1000).toFixed(1);
+        say(`run ${run}/${RUNS} ${s.name} ${p.name} (${took} s): ${progress(r)}`);
+      }
+    }
+  }
+
+  const table = markdown(records, scenarios.map((s) => s.name), peers.map((p) => p.name));
+  console.log(table);
+  const dir = `${ROOT}/build/bench`;
+  await Deno.mkdir(dir, { recursive: true });
+  const stamp = started.toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+  // The commands as a reader would type them (the flags live in ./permissions only).
+  const shown = peers.map((p) => ({
+    name: p.name,
+    command: p.command.join(" ").replace(PERMISSIONS.join(" "), "$(cat permissions)")
+      .replaceAll(DENO, "$DENO").replaceAll(`${ROOT}/`, ""),
+  }));
+  const json = JSON.stringify(
+    { started, commit, runs: RUNS, peers: shown, scenarios, records },
+    null,
+    1,
+  );
+  await Deno.writeTextFile(`${dir}/bench-${stamp}.json`, json);
+  await Deno.writeTextFile(`${dir}/latest.json`, json);
+  await Deno.writeTextFile(`${dir}/latest.md`, table + "\n");
+  say(`raw figures: build/bench/bench-${stamp}.json`);
+}
+
+const onSignal = () => {
+  say("interrupted: stopping the servers");
+  stopAll().finally(() => Deno.exit(130));
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  say(`fatal: ${e instanceof Error ? e.message : String(e)}`);
+  code = 111;
+} finally {
+  await stopAll();
+}
+Deno.exit(code);

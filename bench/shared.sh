@@ -1,0 +1,79 @@
+#!/bin/bash
+# usage: bench/shared.sh [RUNS]        (make bench-shared; RUNS defaults to 3)
+#
+# Runs the shared harness (../shared/bench, its README tells what it measures)
+# on the product and on bench/floor.ts (as peer "deno-floor") beside the
+# harness's own peers, and writes bench/results/shared-summary.md.
+#
+# The harness runs from a copy in build/shared-bench: its own results/ folder
+# holds another machine's figures, and its summary is made of every file there,
+# so running it in place would mix the two machines in one table. Each round
+# runs `all.sh 1` twice (the peers with the product, then the floor in the
+# product's place), so every peer is interleaved with every other, as all.sh
+# interleaves its own.
+#
+# Environment: DENO and PERMISSIONS (the Makefile passes them),
+# SHARED_PEERS (default "none ref qpsmtpd-chain postscreen"), SCENARIOS (as
+# for all.sh), SHARED_BENCH (default ../shared/bench).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=$(cd "${SHARED_BENCH:-$root/../shared/bench}" && pwd)
+runs=${1:-3}
+: "${DENO:?DENO names the deno binary}" "${PERMISSIONS:?PERMISSIONS holds the flags of ./permissions}"
+peers=${SHARED_PEERS:-none ref qpsmtpd-chain postscreen}
+product="$DENO run $PERMISSIONS $root/main.ts -S"
+floor="$DENO run $PERMISSIONS $root/bench/floor.ts"
+copy=$root/build/shared-bench
+collected=$copy/collected
+
+rm -rf "$copy"
+mkdir -p "$copy"
+cp -r "$shared"/. "$copy"
+chmod -R u+w "$copy"
+rm -rf "$copy/results" "$copy/backend" "$copy/ref/smtp-delay-ref"
+make -s -C "$copy"
+mkdir -p "$collected"
+
+# Moves results/SCENARIO/PEER.1.json to collected/SCENARIO/PEER.$2.json
+# (peer "product" renamed to $1 when given).
+collect() {
+  local dir f peer
+  for dir in "$copy"/results/*/; do
+    mkdir -p "$collected/$(basename "$dir")"
+    for f in "$dir"*.1.json; do
+      [ -e "$f" ] || continue
+      peer=$(basename "$f" .1.json)
+      [ "$peer" = product ] && [ -n "$1" ] && peer=$1
+      mv "$f" "$collected/$(basename "$dir")/$peer.$2.json"
+    done
+  done
+  rm -rf "$copy/results"
+}
+
+for r in $(seq "$runs"); do
+  echo "shared.sh: round $r/$runs: $peers product" >&2
+  PEERS="$peers" PRODUCT_CMD="$product" "$copy/all.sh" 1 >/dev/null
+  collect "" "$r"
+  echo "shared.sh: round $r/$runs: deno-floor" >&2
+  PEERS=" " PRODUCT_CMD="$floor" "$copy/all.sh" 1 >/dev/null
+  collect deno-floor "$r"
+done
+python3 "$copy/summarize.py" "$collected" >"$collected/summary.md"
+
+out=$root/bench/results/shared-summary.md
+mkdir -p "$(dirname "$out")"
+{
+  echo "# The shared harness on the product ($(date -u +%Y-%m-%d), product at $(git -C "$root" rev-parse --short HEAD))"
+  echo
+  echo "Command: \`make bench-shared\` (bench/shared.sh $runs): the harness of ../shared/bench,"
+  echo "run from a copy, $runs rounds of \`PEERS=\"$peers\" PRODUCT_CMD=\"\$DENO run \$(cat permissions) main.ts -S\" all.sh 1\`"
+  echo "then \`PRODUCT_CMD=\"\$DENO run \$(cat permissions) bench/floor.ts\" all.sh 1\` (the floor, renamed deno-floor); medians of the rounds."
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*: //'),"
+  echo "$(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r); $("$DENO" --version | head -1);"
+  echo "$(dpkg-query -W -f='${Package} ${Version}, ' ucspi-tcp qpsmtpd postfix 2>/dev/null)gcc $(gcc -dumpversion)."
+  echo "tcpserver, backend, load generator and clients share the cores."
+  cat "$collected/summary.md"
+} >"$out"
+"$DENO" fmt "$out" >/dev/null 2>&1 || true # `make check` runs deno fmt --check over the repo
+cat "$out"
