@@ -62,10 +62,14 @@ bench: all
 bench-shared: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" bash bench/shared.sh $${RUNS:-3}
 
+# The CPU of one process per connection: the product, the floor and variants.
+bench-startup: all
+	DENO="$(DENO)" python3 bench/startup.py $${RUNS:-40}
+
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist bench bench-shared demo clean
+.PHONY: all run check test dist bench bench-shared bench-startup demo clean

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""bench/startup.py: the CPU of one process per connection (make bench-startup).
+
+Runs each variant RUNS times, interleaved, at 0 s delay with fd 0 a quiet pipe
+and /bin/true as the next program, and takes its CPU (user + system) from
+wait4's rusage (microseconds, not clock ticks). Variants are the product, the
+floor (bench/floor.ts) and the floor plus one thing. Prints a markdown table.
+Usage: DENO=... python3 bench/startup.py [RUNS]   (default 40)
+"""
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DENO = os.environ.get("DENO") or os.path.join(ROOT, ".tools/node_modules/.bin/deno")
+PERMISSIONS = open(os.path.join(ROOT, "permissions")).read().split()
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+
+
+def deno_run(*args):
+    return [DENO, "run", *PERMISSIONS, *args]
+
+
+BUNDLE = os.path.join(ROOT, "build/smtp-delay.bundle.js")
+VARIANTS = [
+    ("floor", deno_run("bench/floor.ts", "/bin/true")),
+    ("floor + setTimeout(0)", deno_run("bench/variants/floor_timer.ts", "/bin/true")),
+    ("floor + node:util parseArgs", deno_run("bench/variants/floor_parseargs.ts", "/bin/true")),
+    ("product", deno_run("main.ts", "-d", "0", "/bin/true")),
+    ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "/bin/true")),
+]
+
+
+def cpu_ms(cmd, env):
+    quiet_r, quiet_w = os.pipe()  # fd 0: open and quiet until the process is gone
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=quiet_r, stdout=devnull, stderr=devnull)
+    os.close(quiet_r)
+    os.close(devnull)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    os.close(quiet_w)
+    if proc.returncode != 0:
+        sys.exit(f"startup.py: {' '.join(cmd)} exited {proc.returncode}")
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def main():
+    env = dict(os.environ, DENO_NO_UPDATE_CHECK="1", NO_COLOR="1", TCPREMOTEIP="192.0.2.2",
+               TCPREMOTEHOST="mail.example.net", SMTPDELAYP="0")
+    subprocess.run([DENO, "bundle", "-q", "-o", BUNDLE, "main.ts"], cwd=ROOT, env=env, check=True)
+    times = {name: [] for name, _ in VARIANTS}
+    for _ in range(RUNS):
+        for name, cmd in VARIANTS:
+            times[name].append(cpu_ms(cmd, env))
+    version = subprocess.run([DENO, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    floor = statistics.median(times["floor"])
+    print(f"### start-up CPU per process ({RUNS} runs each, {os.cpu_count()} cores, {version})\n")
+    print("| variant | median ms | mean ms | vs floor (median) |")
+    print("| --- | --- | --- | --- |")
+    for name, _ in VARIANTS:
+        med = statistics.median(times[name])
+        print(f"| {name} | {med:.1f} | {statistics.mean(times[name]):.1f} | {med - floor:+.1f} ms, {100 * (med - floor) / floor:+.0f}% |")
+
+
+main()
