@@ -7,6 +7,7 @@ wait4's rusage (microseconds, not clock ticks). Variants are the product, the
 floor (bench/floor.ts) and the floor plus one thing. Prints a markdown table.
 Usage: DENO=... python3 bench/startup.py [RUNS]   (default 40)
 """
+import json
 import os
 import statistics
 import subprocess
@@ -46,6 +47,18 @@ def cpu_ms(cmd, env):
     return (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def phases(env, runs):
+    """Medians of bench/phases.ts's per-phase wall times over `runs` processes."""
+    seen = {}
+    for _ in range(runs):
+        out = subprocess.run(deno_run("bench/phases.ts"), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, check=True).stdout
+        for name, ms in json.loads(out).items():
+            if name != "line":
+                seen.setdefault(name, []).append(ms)
+    return {name: statistics.median(values) for name, values in seen.items()}
+
+
 def main():
     env = dict(os.environ, DENO_NO_UPDATE_CHECK="1", NO_COLOR="1", TCPREMOTEIP="192.0.2.2",
                TCPREMOTEHOST="mail.example.net", SMTPDELAYP="0")
@@ -62,6 +75,11 @@ def main():
     for name, _ in VARIANTS:
         med = statistics.median(times[name])
         print(f"| {name} | {med:.1f} | {statistics.mean(times[name]):.1f} | {med - floor:+.1f} ms, {100 * (med - floor) / floor:+.0f}% |")
+    print(f"\n### the product's start-up, phase by phase (wall ms inside the process, median of {RUNS})\n")
+    print("| phase | median ms |")
+    print("| --- | --- |")
+    for name, ms in phases(env, RUNS).items():
+        print(f"| {name} | {ms:.2f} |")
 
 
 main()
