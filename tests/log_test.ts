@@ -238,3 +238,43 @@ Deno.test("formatOutcome() cuts a long PTR name and long data at 100 characters"
   assert.ok(line.includes(` ptr=${"p".repeat(100)} lookup=`), line);
   assert.ok(line.endsWith(` data=${"d".repeat(100)}`), line);
 });
+
+Deno.test("README's fail2ban failregex matches the EARLY line, and only it", async (t) => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const failregex = /^\s*failregex = (.*)$/m.exec(readme)?.[1]?.trim();
+  assert.ok(failregex, "README.md has a failregex line");
+  // fail2ban's <HOST> matches an address; Python and JS agree on the rest of this syntax.
+  const re = new RegExp(failregex.replace("<HOST>", "(?<host>[0-9a-fA-F.:]+)"));
+  const base = {
+    pid: 4712,
+    ip: "192.0.2.4",
+    tier: "noptr",
+    ptr: undefined,
+    lookup: "none",
+    delayMs: 26000,
+    waitedMs: 31,
+  } as const;
+  const stamp = "@400000006923f6a112345678 "; // tai64n: @ and 24 hex digits
+  const early = formatOutcome({
+    ...base,
+    event: "early",
+    action: "451",
+    bytes: 6,
+    data: undefined,
+  });
+  const lines: [string, string][] = [["bare", early], [
+    "after multilog's timestamp",
+    stamp + early,
+  ]];
+  for (const [name, line] of lines) {
+    await t.step(`matches the EARLY line, ${name}`, () => {
+      assert.equal(re.exec(line)?.groups?.host, "192.0.2.4", line);
+    });
+  }
+  for (const event of ["pass", "closed", "refused"] as const) {
+    await t.step(`does not match ${event.toUpperCase()}`, () => {
+      const line = stamp + formatOutcome({ ...base, event, action: "exit" });
+      assert.equal(re.test(line), false, line);
+    });
+  }
+});
