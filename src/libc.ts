@@ -32,6 +32,12 @@ export interface Libc {
    * nothing, reads nothing: returns revents, 0 after the timeout.
    */
   readable(fd: number, timeoutMs: number): number;
+  /**
+   * Resolves after `ms`, waiting on a helper thread (poll(2) on no fd). A
+   * timer without setTimeout(), whose first use costs a Deno process about
+   * 15 ms of CPU.
+   */
+  sleep(ms: number): Promise<void>;
   /** How many bytes wait unread on `fd` (FIONREAD); -1 when the fd cannot say. */
   bytesWaiting(fd: number): number;
   /** Up to `max` waiting bytes of a socket, left unread; undefined for a non-socket. */
@@ -101,6 +107,9 @@ function wrap(sym: Symbols): Libc {
       const buf = pollFd(fd);
       const n = await sym.poll(buf, 1n, timeoutMs);
       return n > 0 ? revents(buf) : 0;
+    },
+    async sleep(ms) {
+      await sym.poll(new Uint8Array(8), 0n, Math.max(0, Math.ceil(ms)));
     },
     readable(fd, timeoutMs) {
       const buf = pollFd(fd);

@@ -20,6 +20,9 @@ class FakeLibc implements Libc {
   readable(): number {
     throw new Error("not expected");
   }
+  sleep(): Promise<void> {
+    throw new Error("not expected");
+  }
   bytesWaiting(fd: number): number {
     const n = this.waiting.length > 1 ? this.waiting.shift()! : this.waiting[0]!;
     this.calls.push(`bytesWaiting(${fd})=${n}`);

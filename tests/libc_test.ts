@@ -4,7 +4,7 @@
  * every wait has a deadline.
  */
 import assert from "node:assert/strict";
-import { POLLHUP, POLLIN } from "../src/libc.ts";
+import { libc, POLLHUP, POLLIN } from "../src/libc.ts";
 
 const FIXTURE = new URL("./fixtures/libc_child.ts", import.meta.url).pathname;
 /** The permission flags, from the one file the Makefile reads them from too. */
@@ -259,4 +259,11 @@ Deno.test("libc exec() of a program that cannot run returns the reason", async (
       assert.equal(code, 0, `the process carried on after the failed exec; stderr: ${stderr}`);
     });
   }
+});
+
+Deno.test("libc sleep() resolves after about its time, without a timer", async () => {
+  const start = performance.now();
+  await libc().sleep(120);
+  const ms = performance.now() - start;
+  assert.ok(ms >= 115 && ms < 2000, `slept ${ms} ms, want 120`);
 });

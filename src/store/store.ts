@@ -1,0 +1,66 @@
+/**
+ * Per-IP memory behind one small interface. A store keeps one record per key
+ * (an IPv4 address, or an IPv6 /64) with an absolute expiry time, and changes
+ * it atomically: many filter processes, on one host (SQLite) or on several
+ * (Redis), update the same client's record at once without losing a count.
+ *
+ * The records' meaning (what a pass, a strike, a box is) lives in
+ * src/history.ts; a store only keeps JSON-able records and runs `change`.
+ */
+
+/** A connection that is (or was, until proven gone) open. */
+export interface LiveConn {
+  /** The host that runs it (os hostname). */
+  readonly host: string;
+  readonly pid: number;
+  /** The process's start time (field 22 of /proc/PID/stat), so that a reused pid is not taken for it. */
+  readonly start: string;
+  /** When it arrived, ms since the epoch. */
+  readonly at: number;
+}
+
+/** What the filter remembers of one key. Times are ms since the epoch. */
+export interface Record {
+  /** The last time a client of this key waited politely through a full delay. */
+  readonly lastPassAt?: number;
+  /** Early-talk strikes, each within the penalty TTL of the one before. */
+  readonly strikes: number;
+  readonly lastStrikeAt?: number;
+  /** How many times the key was put in the penalty box (the box doubles each time). */
+  readonly boxes: number;
+  /** Refused with 421 at once until then. */
+  readonly boxUntil?: number;
+  /** Arrival times within the rate window, oldest first (capped in length). */
+  readonly arrivals: readonly number[];
+  /** Connections that may still be open. */
+  readonly live: readonly LiveConn[];
+}
+
+/** A change to one key's record: the new record and when it expires, or undefined to delete it. */
+export type Change = (
+  old: Record | undefined,
+) => { record: Record; expiresAt: number } | undefined;
+
+export interface Store {
+  /**
+   * Applies `change` to the record of `key` atomically (no other process
+   * changes it between the read and the write; a conflict is retried) and
+   * returns the new record (undefined: deleted).
+   */
+  update(key: string, change: Change): Promise<Record | undefined>;
+  /** The record of `key`, if there is one and it has not expired. */
+  get(key: string): Promise<Record | undefined>;
+  /** Every unexpired record. For the admin's subcommands, not for the per-connection path. */
+  list(): Promise<Array<[string, Record]>>;
+  /** Deletes `key`'s record; true if there was one. */
+  delete(key: string): Promise<boolean>;
+  /** Deletes every record expired at `now`; returns how many. */
+  expire(now: number): Promise<number>;
+  /** Releases the connection or file. */
+  close(): void;
+}
+
+/** A store that cannot do what was asked: down, locked, corrupt, too slow. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
