@@ -7,8 +7,11 @@ import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./src/clas
 import { readClient } from "./src/client.ts";
 import type { Ip } from "./src/ip.ts";
 import { type Config, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
-import { decide, type Facts, type Verdict } from "./src/decide.ts";
+import { decide, delayFor, type Facts, type Verdict } from "./src/decide.ts";
 import { answer, handOn } from "./src/handoff.ts";
+import { type Departure, recall } from "./src/history.ts";
+import { type Allowlist, allowsIp, allowsName, NOBODY, parseAllowlist } from "./src/allow.ts";
+import { type Memory, remember } from "./src/remember.ts";
 import { libc } from "./src/libc.ts";
 import * as log from "./src/log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./src/rdns.ts";
@@ -49,8 +52,21 @@ function readPatterns(path: string): RegExp[] {
   return parsePatterns(text, `Pattern file "${path}"`);
 }
 
+function readAllowlist(path: string): Allowlist {
+  try {
+    return parseAllowlist(Deno.readTextFileSync(path), `Allowlist "${path}"`);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`Unable to read allowlist "${path}": ${(e as Error).message}`);
+  }
+}
+
 async function run(): Promise<number> {
   const env = Deno.env.toObject();
+  if (Deno.args[0] === "state") {
+    const { admin } = await import("./src/admin.ts");
+    return await admin(Deno.args.slice(1), env);
+  }
   const request = parseConfig(Deno.args, env);
   if (request.kind === "version") {
     log.usage(VERSION, USAGE);
@@ -59,6 +75,7 @@ async function run(): Promise<number> {
   const config: Config = request.config;
   const client = readClient(env);
   const patterns = config.patternFile ? readPatterns(config.patternFile) : undefined;
+  const allow = config.allowFile ? readAllowlist(config.allowFile) : NOBODY;
 
   // From here on the client is watched, during the lookup too.
   const c = libc();
@@ -66,24 +83,38 @@ async function run(): Promise<number> {
   const start = now();
   const roll = Math.random() * 100;
 
-  const lookup: Lookup | undefined = client.host
+  // RELAYCLIENT and the allowlist's networks: no delay, no memory, at once.
+  let exempt = env.RELAYCLIENT !== undefined || allowsIp(allow, client.ip);
+  const memory: Memory = exempt ? { kind: "off" } : await remember(config, client.ip, c.sleep);
+  if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
+
+  const lookup: Lookup | undefined = exempt
+    ? { kind: "skipped" }
+    : client.host
     ? { kind: "host", name: client.host }
     : await lookupWhileWatching(client.ip, config, watcher);
   const name = lookup && nameOf(lookup);
+  exempt ||= allowsName(allow, name);
   const tier: Tier | undefined = lookup &&
     classify(name, client.ip, name ? patterns ?? parsePatterns(BUILTIN_PATTERNS) : []);
+  const recalled = memory.kind === "on"
+    ? recall(memory.remembered.record, config.memory, Date.now())
+    : undefined;
+  const chosen = tier && delayFor(config, tier, recalled);
   const factsNow = (delayOver: boolean): Facts => ({
     tier,
     lookup: lookup?.kind ?? "pending",
     watched: watcher.waitSync(0),
     roll,
     delayOver,
+    memory: recalled,
+    exempt,
   });
 
   let facts = factsNow(false);
   let verdict: Verdict = decide(config, facts);
   if (verdict.kind === "wait") {
-    watcher.waitSync(config.delayMs[tier!] - (now() - start)); // nothing else to do meanwhile
+    watcher.waitSync(chosen!.delayMs - (now() - start)); // nothing else to do meanwhile
     facts = factsNow(true);
     verdict = decide(config, facts);
   }
@@ -94,20 +125,35 @@ async function run(): Promise<number> {
   }
   const waitedMs = now() - start;
   const { watched } = facts;
+  const notes = exempt ? ["exempt"] : [
+    ...(memory.kind === "on" ? [] : [memory.kind]),
+    ...(chosen?.applied ?? []),
+    ...("refusal" in verdict && verdict.refusal && verdict.refusal !== "noptr"
+      ? [verdict.refusal]
+      : []),
+  ];
   const outcome = {
     pid: Deno.pid,
     ip: client.ipText,
     tier,
     ptr: name,
     lookup: lookup?.kind ?? "pending",
-    delayMs: tier && config.delayMs[tier],
+    delayMs: exempt ? 0 : chosen?.delayMs,
     waitedMs,
+    memory: notes.join(","),
     ...(watched.kind === "early" ? { bytes: watched.bytes } : {}),
+  };
+  /** Records the departure (when there is a memory) before the process ends or execs. */
+  const forget = async (how: Departure) => {
+    if (memory.kind !== "on") return;
+    const failure = await memory.remembered.depart(how);
+    if (failure) log.warning(`unable to remember the outcome: ${failure}`);
   };
 
   switch (verdict.kind) {
     case "drop":
       log.outcome({ ...outcome, event: verdict.event, action: "exit" });
+      await forget("gone");
       return 0;
     case "reply": {
       const peeked = watched.kind === "early" ? c.peek(0, log.MAX_FIELD) : undefined;
@@ -118,6 +164,7 @@ async function run(): Promise<number> {
         action: verdict.reply.slice(0, 3),
         data: peeked ?? sent,
       });
+      await forget(verdict.event === "early" ? "early" : "gone");
       return 0;
     }
     case "pass": {
@@ -138,6 +185,9 @@ async function run(): Promise<number> {
         action,
         ...(watched.kind === "early" ? { data: c.peek(0, log.MAX_FIELD) } : {}),
       });
+      await forget(
+        verdict.event === "pass" ? "pass" : verdict.event === "early" ? "early" : "gone",
+      );
       const why = handOn(c, config.program, exported);
       log.fatal(`unable to run ${log.clean(config.program[0])}: ${why}`);
       return 111;

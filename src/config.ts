@@ -5,12 +5,14 @@
  * touched.
  */
 import type { Tier } from "./classify.ts";
+import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
 
 export const VERSION = "0.1.0";
 
 export const USAGE =
-  "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [prog [arg ...]]";
+  "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [--store URL] " +
+  "[--allow FILE] [--SETTING N ...] [prog [arg ...]] | smtp-delay state show|list|forgive|expire";
 
 /** A bad option or environment value: exit 100. */
 export class UsageError extends Error {
@@ -37,6 +39,14 @@ export interface Config {
   readonly lookupTimeoutMs: number;
   /** -f: file of dynamic-name patterns replacing the built-in list. */
   readonly patternFile: string | undefined;
+  /** The per-IP memory's settings. */
+  readonly memory: MemoryConfig;
+  /** `none`, `sqlite:PATH` or `redis://[:PASSWORD@]HOST[:PORT][/DB]`. */
+  readonly store: string;
+  /** Longest time a store operation may take before the filter goes on without memory. */
+  readonly storeTimeoutMs: number;
+  /** --allow: file of CIDRs and rDNS suffixes exempt from everything. */
+  readonly allowFile: string | undefined;
   /** The next program and its arguments. */
   readonly program: readonly string[];
 }
@@ -48,16 +58,53 @@ export const DEFAULTS = {
   delayMs: { ptr: 250, dynamic: 16_000, noptr: 26_000 },
   refuseNoptrPercent: 0,
   lookupTimeoutMs: 5_000,
+  storeTimeoutMs: 200,
 } as const;
 
 /** Longest delay or lookup deadline accepted, in seconds. */
 export const MAX_SECONDS = 300;
 
+/** The default store: one SQLite file. */
+export const DEFAULT_STORE = "sqlite:/var/lib/smtp-delay/state.db";
+
+/**
+ * The memory's settings: long option, variable, field, unit, default. Each is
+ * an option of the run file and a variable tcprules can set per client.
+ */
+export const MEMORY_SETTINGS = [
+  ["pass-ttl", "SMTPDELAY_PASS_TTL", "passTtlMs", "seconds", 86_400],
+  ["penalty-ttl", "SMTPDELAY_PENALTY_TTL", "penaltyTtlMs", "seconds", 86_400],
+  ["strikes", "SMTPDELAY_STRIKES", "strikes", "count", 3],
+  ["box", "SMTPDELAY_BOX", "boxMs", "seconds", 600],
+  ["box-max", "SMTPDELAY_BOX_MAX", "boxMaxMs", "seconds", 86_400],
+  ["rate", "SMTPDELAY_RATE", "rate", "count", 30],
+  ["rate-step", "SMTPDELAY_RATE_STEP", "rateStepMs", "seconds", 1],
+  ["rate-cap", "SMTPDELAY_RATE_CAP", "rateCapMs", "seconds", 60],
+  ["max-conns", "SMTPDELAY_MAX_CONNS", "maxConns", "count", 0],
+  ["max-rate", "SMTPDELAY_MAX_RATE", "maxRate", "count", 0],
+  ["window", "SMTPDELAY_WINDOW", "windowMs", "seconds", 60],
+  ["live-ttl", "SMTPDELAY_LIVE_TTL", "liveTtlMs", "seconds", 1_200],
+] as const satisfies ReadonlyArray<
+  readonly [string, string, keyof MemoryConfig, "seconds" | "count", number]
+>;
+
+/** Longest TTL accepted, in seconds (30 days), and the largest count. */
+export const MAX_TTL_SECONDS = 2_592_000;
+export const MAX_COUNT = 1_000_000;
+
+/** Long options that take a value, besides the memory settings. */
+const LONG_OPTIONS = new Set([
+  "store",
+  "store-timeout",
+  "allow",
+  ...MEMORY_SETTINGS.map(([option]) => option),
+]);
+
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
 const VALUE_OPTIONS = new Set([...NUMERIC_OPTIONS, "f"]);
 const FLAG_OPTIONS = new Set(["S", "v"]);
 
-/** One parsed option: its letter and, for options that take one, its value. */
+/** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
 export interface Option {
   readonly letter: string;
   readonly value: string;
@@ -66,7 +113,8 @@ export interface Option {
 /**
  * getopt(3) as djb's programs use it: options first, clustered flags (`-Sv`),
  * values attached or separate (`-d5`, `-d 5`), `--` ends the options, and the
- * first word that is not an option starts the program.
+ * first word that is not an option starts the program. Long options
+ * (`--store URL`, `--store=URL`) are the memory's settings.
  */
 export function getopt(args: readonly string[]): { options: Option[]; rest: string[] } {
   const options: Option[] = [];
@@ -78,6 +126,18 @@ export function getopt(args: readonly string[]): { options: Option[]; rest: stri
       break;
     }
     if (arg.length < 2 || arg[0] !== "-") break;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      if (!LONG_OPTIONS.has(name)) throw new UsageError(`Unknown option "--${name}"`);
+      let value = eq < 0 ? undefined : arg.slice(eq + 1);
+      if (value === undefined) {
+        if (i + 1 >= args.length) throw new UsageError(`Option --${name} needs a value`);
+        value = args[++i]!;
+      }
+      options.push({ letter: `--${name}`, value });
+      continue;
+    }
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!;
       if (FLAG_OPTIONS.has(letter)) {
@@ -113,6 +173,17 @@ function parseSeconds(text: string, what: string): number {
   return Math.round(parseDecimal(text, MAX_SECONDS, what, "seconds") * 1000);
 }
 
+/** A memory setting: seconds (to ms, up to 30 days) or a whole count (up to a million). */
+function parseSetting(unit: "seconds" | "count", text: string, what: string): number {
+  if (unit === "seconds") {
+    return Math.round(parseDecimal(text, MAX_TTL_SECONDS, what, "seconds") * 1000);
+  }
+  if (!/^[0-9]{1,7}$/.test(text) || Number(text) > MAX_COUNT) {
+    throw new UsageError(`${what} wants a whole number from 0 to ${MAX_COUNT}, got "${text}"`);
+  }
+  return Number(text);
+}
+
 function parsePercent(text: string, what: string): number {
   return parseDecimal(text, 100, what, "a percentage");
 }
@@ -132,6 +203,20 @@ export function parseNameServer(text: string, what = "SMTPDELAY_DNS"): NameServe
   if (host.includes("%") || !parseIp(host)) throw bad();
   if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw bad();
   return Object.freeze({ ipAddr: host, port: Number(port) });
+}
+
+/** Checks a store URL: `none`, `sqlite:/ABSOLUTE/PATH`, `redis://...`. */
+export function parseStore(text: string, what: string): string {
+  const ok = text === "none" || /^sqlite:\/[^\0]*[^/]$/.test(text) ||
+    /^redis:\/\/(:[^@\s]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[0-9]{1,2})?$/.test(
+      text,
+    );
+  if (!ok) {
+    throw new UsageError(
+      `${what} wants none, sqlite:/PATH or redis://HOST[:PORT][/DB], got "${text}"`,
+    );
+  }
+  return text;
 }
 
 /** Environment variables that override an option for one client (tcprules). */
@@ -167,6 +252,34 @@ export function parseConfig(
     if (text) numbers.set(letter, parse(letter, text, name));
   }
 
+  const long = (name: string, variable: string): { text: string; what: string } | undefined => {
+    const fromEnv = env[variable];
+    if (fromEnv) return { text: fromEnv, what: variable };
+    const given = options.findLast((o) => o.letter === `--${name}`);
+    return given && { text: given.value, what: `--${name}` };
+  };
+  // Every option's value is checked, even where a variable overrides it.
+  for (const { letter, value } of options) {
+    const setting = MEMORY_SETTINGS.find(([option]) => `--${option}` === letter);
+    if (setting) parseSetting(setting[3], value, letter);
+    if (letter === "--store") parseStore(value, letter);
+    if (letter === "--store-timeout") parseDecimal(value, 10, letter, "seconds");
+  }
+  const memory = Object.fromEntries(
+    MEMORY_SETTINGS.map(([option, variable, field, unit, fallback]) => {
+      const given = long(option, variable);
+      if (given) return [field, parseSetting(unit, given.text, given.what)];
+      return [field, unit === "seconds" ? fallback * 1000 : fallback];
+    }),
+  ) as unknown as MemoryConfig;
+  const storeGiven = long("store", "SMTPDELAY_STORE");
+  const store = storeGiven ? parseStore(storeGiven.text, storeGiven.what) : DEFAULT_STORE;
+  const timeoutGiven = long("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
+  const storeTimeoutMs = timeoutGiven
+    ? Math.round(parseDecimal(timeoutGiven.text, 10, timeoutGiven.what, "seconds") * 1000)
+    : DEFAULTS.storeTimeoutMs;
+  const allowFile = long("allow", "SMTPDELAY_ALLOW")?.text || undefined;
+
   const mode = env.SMTPDELAY ?? "";
   if (mode !== "" && mode !== "JUSTDELAY") {
     throw new UsageError(`SMTPDELAY wants JUSTDELAY or nothing, got "${mode}"`);
@@ -187,6 +300,10 @@ export function parseConfig(
       nameServer: env.SMTPDELAY_DNS ? parseNameServer(env.SMTPDELAY_DNS) : undefined,
       lookupTimeoutMs: numbers.get("t") ?? DEFAULTS.lookupTimeoutMs,
       patternFile,
+      memory: Object.freeze(memory),
+      store,
+      storeTimeoutMs,
+      allowFile,
       program: Object.freeze([...rest]),
     }),
   };

@@ -4,8 +4,9 @@
  */
 import type { Tier } from "./classify.ts";
 import type { Config } from "./config.ts";
+import type { Recall } from "./history.ts";
 import type { Lookup } from "./rdns.ts";
-import { EARLY_TEXT, REFUSED_TEXT, reply } from "./reply.ts";
+import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT, reply } from "./reply.ts";
 import type { Watched } from "./watch.ts";
 
 export interface Facts {
@@ -15,8 +16,49 @@ export interface Facts {
   readonly watched: Watched;
   /** Uniform in [0, 100): compared with -N. */
   readonly roll: number;
-  /** The tier's delay has run out. */
+  /** The delay (see delayFor) has run out. */
   readonly delayOver: boolean;
+  /** What the memory says; undefined when there is none (no store, or it failed). */
+  readonly memory: Recall | undefined;
+  /** RELAYCLIENT, or the allowlist: no delay, no limits, never penalised. */
+  readonly exempt: boolean;
+}
+
+/** Why a client is turned away with 421. */
+export type Refusal =
+  /** -N: no PTR, and the dice said so. */
+  | "noptr"
+  /** In the penalty box after too many strikes. */
+  | "box"
+  /** Too many connections open at once (--max-conns). */
+  | "conns"
+  /** Too many new connections in the window (--max-rate). */
+  | "maxrate";
+
+/**
+ * The delay for this client, and which memory rules chose it: a penalty
+ * means the `noptr` delay, a recent pass the `ptr` delay (the penalty wins),
+ * otherwise the tier's; a fast reconnect rate can only make it longer.
+ */
+export function delayFor(
+  config: Config,
+  tier: Tier,
+  memory: Recall | undefined,
+): { delayMs: number; applied: string[] } {
+  const applied: string[] = [];
+  let delayMs = config.delayMs[tier];
+  if (memory?.penalised) {
+    delayMs = config.delayMs.noptr;
+    applied.push("penalty");
+  } else if (memory?.passed) {
+    delayMs = config.delayMs.ptr;
+    applied.push("passed");
+  }
+  if (memory && memory.rateWaitMs > delayMs) {
+    delayMs = memory.rateWaitMs;
+    applied.push("rate");
+  }
+  return { delayMs, applied };
 }
 
 /** The log's event word for a verdict. */
@@ -26,31 +68,54 @@ export type Verdict =
   /** Keep watching until the delay is over. */
   | { kind: "wait" }
   /** Exec the next program; set RBLSMTPD to `rblsmtpd` when it is a string. */
-  | { kind: "pass"; event: "pass" | "early" | "refused"; rblsmtpd: string | undefined }
+  | {
+    kind: "pass";
+    event: "pass" | "early" | "refused";
+    rblsmtpd: string | undefined;
+    refusal?: Refusal;
+  }
   /** With -S: write `reply` to the client and exit. */
-  | { kind: "reply"; event: "early" | "refused"; reply: string }
+  | { kind: "reply"; event: "early" | "refused"; reply: string; refusal?: Refusal }
   /** The client hung up: exit without running anything. */
   | { kind: "drop"; event: "closed" };
 
-/** True when -N applies: the DNS said there is no name (not a failed lookup). */
-function refused(config: Config, facts: Facts): boolean {
-  return facts.tier === "noptr" && facts.lookup === "none" && !config.justDelay &&
-    facts.roll < config.refuseNoptrPercent;
+/** Why the client is refused, if it is: the box, the limits, then -N. */
+function refusal(config: Config, facts: Facts): Refusal | undefined {
+  const { memory } = facts;
+  const limits = config.memory;
+  if (memory?.boxUntil !== undefined) return "box";
+  if (memory && limits.maxConns > 0 && memory.open >= limits.maxConns) return "conns";
+  if (memory && limits.maxRate > 0 && memory.arrivals > limits.maxRate) return "maxrate";
+  if (
+    facts.tier === "noptr" && facts.lookup === "none" && !config.justDelay &&
+    facts.roll < config.refuseNoptrPercent
+  ) return "noptr";
+  return undefined;
 }
+
+const REFUSAL_TEXT: Readonly<Record<Refusal, string>> = {
+  noptr: REFUSED_TEXT,
+  box: BOXED_TEXT,
+  conns: BUSY_TEXT,
+  maxrate: BUSY_TEXT,
+};
 
 export function decide(config: Config, facts: Facts): Verdict {
   const { watched } = facts;
+  const rblsmtpdPass = config.justDelay ? "" : undefined;
   if (watched.kind === "closed") return { kind: "drop", event: "closed" };
+  if (facts.exempt) return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
   if (watched.kind === "early") {
     return config.standalone
       ? { kind: "reply", event: "early", reply: reply(451, EARLY_TEXT) }
       : { kind: "pass", event: "early", rblsmtpd: EARLY_TEXT };
   }
-  if (refused(config, facts)) {
+  const why = refusal(config, facts);
+  if (why) {
     return config.standalone
-      ? { kind: "reply", event: "refused", reply: reply(421, REFUSED_TEXT) }
-      : { kind: "pass", event: "refused", rblsmtpd: REFUSED_TEXT };
+      ? { kind: "reply", event: "refused", reply: reply(421, REFUSAL_TEXT[why]), refusal: why }
+      : { kind: "pass", event: "refused", rblsmtpd: REFUSAL_TEXT[why], refusal: why };
   }
   if (!facts.delayOver) return { kind: "wait" };
-  return { kind: "pass", event: "pass", rblsmtpd: config.justDelay ? "" : undefined };
+  return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
 }

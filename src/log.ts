@@ -22,6 +22,8 @@ export interface Outcome {
   readonly waitedMs: number;
   /** exec | justdelay | 451 | 421 | rblsmtpd | exit */
   readonly action: string;
+  /** The memory's rules that applied, comma-separated ("" for none): see README. */
+  readonly memory: string;
   /** EARLY only: bytes waiting when the client was caught, and the first of them. */
   readonly bytes?: number;
   readonly data?: Uint8Array | undefined;
@@ -53,7 +55,7 @@ export function formatOutcome(o: Outcome): string {
     `${o.event.toUpperCase()} pid=${o.pid} ip=${clean(o.ip)}`,
     `tier=${o.tier ?? "-"} ptr=${clean(o.ptr)} lookup=${o.lookup}`,
     `delay=${o.delayMs === undefined ? "-" : seconds(o.delayMs)} waited=${seconds(o.waitedMs)}`,
-    `action=${o.action}`,
+    `action=${o.action} memory=${clean(o.memory)}`,
   ];
   if (o.event === "early") fields.push(`bytes=${o.bytes ?? -1} data=${clean(o.data)}`);
   return `${PREFIX}info: ${fields.join(" ")}`;

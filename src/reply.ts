@@ -6,6 +6,12 @@ export const EARLY_TEXT = "You talked before my greeting; try again later (#4.5.
 /** The answer to a `noptr` client that -N turns away. */
 export const REFUSED_TEXT = "No reverse DNS for your address; try again later (#4.7.1)";
 
+/** The answer to a client in the penalty box (too many early talks). */
+export const BOXED_TEXT = "You talked before my greeting too often; try again later (#4.7.1)";
+
+/** The answer to a client over --max-conns or --max-rate. */
+export const BUSY_TEXT = "Too many connections from your address; try again later (#4.7.0)";
+
 /** Longest reply text kept, as rblsmtpd does. */
 export const MAX_TEXT = 200;
 

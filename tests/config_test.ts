@@ -160,7 +160,7 @@ Deno.test("getopt() rejects a missing value and an unknown option", async (t) =>
     { name: "-f at the end", args: ["-S", "-f"], parts: ["-f", "needs a value"] },
     { name: "unknown -x", args: ["-x", "prog"], parts: ['"-x"'] },
     { name: "unknown letter in a cluster", args: ["-Sq", "prog"], parts: ['"-q"'] },
-    { name: "long option", args: ["--delay=5", "prog"], parts: ['"--"'] },
+    { name: "unknown long option", args: ["--delay=5", "prog"], parts: ['"--delay"'] },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
@@ -351,6 +351,23 @@ Deno.test("parseConfig() uses the documented defaults", () => {
     nameServer: undefined,
     lookupTimeoutMs: 5_000,
     patternFile: undefined,
+    memory: {
+      passTtlMs: 86_400_000,
+      penaltyTtlMs: 86_400_000,
+      strikes: 3,
+      boxMs: 600_000,
+      boxMaxMs: 86_400_000,
+      rate: 30,
+      rateStepMs: 1_000,
+      rateCapMs: 60_000,
+      maxConns: 0,
+      maxRate: 0,
+      windowMs: 60_000,
+      liveTtlMs: 1_200_000,
+    },
+    store: "sqlite:/var/lib/smtp-delay/state.db",
+    storeTimeoutMs: 200,
+    allowFile: undefined,
     program: ["prog"],
   });
   assert.deepEqual(DEFAULTS.delayMs, { ptr: 250, dynamic: 16_000, noptr: 26_000 });

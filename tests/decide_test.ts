@@ -23,6 +23,8 @@ function facts(changes: Partial<Facts>): Facts {
     watched: QUIET,
     roll: 50,
     delayOver: false,
+    memory: undefined,
+    exempt: false,
     ...changes,
   };
 }
@@ -34,8 +36,18 @@ const WAIT: Verdict = { kind: "wait" };
 const DROP: Verdict = { kind: "drop", event: "closed" };
 const REPLY_451: Verdict = { kind: "reply", event: "early", reply: `451 ${EARLY_TEXT}\r\n` };
 const PASS_EARLY: Verdict = { kind: "pass", event: "early", rblsmtpd: EARLY_TEXT };
-const REPLY_421: Verdict = { kind: "reply", event: "refused", reply: `421 ${REFUSED_TEXT}\r\n` };
-const PASS_REFUSED: Verdict = { kind: "pass", event: "refused", rblsmtpd: REFUSED_TEXT };
+const REPLY_421: Verdict = {
+  kind: "reply",
+  event: "refused",
+  reply: `421 ${REFUSED_TEXT}\r\n`,
+  refusal: "noptr",
+};
+const PASS_REFUSED: Verdict = {
+  kind: "pass",
+  event: "refused",
+  rblsmtpd: REFUSED_TEXT,
+  refusal: "noptr",
+};
 const PASS: Verdict = { kind: "pass", event: "pass", rblsmtpd: undefined };
 const PASS_JUSTDELAY: Verdict = { kind: "pass", event: "pass", rblsmtpd: "" };
 

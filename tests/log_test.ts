@@ -72,6 +72,7 @@ const BASE: Outcome = {
   delayMs: 250,
   waitedMs: 251.4,
   action: "exec",
+  memory: "",
 };
 
 Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
@@ -80,7 +81,7 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
       "PASS",
       BASE,
       "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
-      " lookup=found delay=0.250 waited=0.251 action=exec",
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=-",
     ],
     [
       "PASS under JUSTDELAY",
@@ -94,7 +95,7 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
         action: "justdelay",
       },
       "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=timeout" +
-      " delay=26.000 waited=26.001 action=justdelay",
+      " delay=26.000 waited=26.001 action=justdelay memory=-",
     ],
     [
       "EARLY with bytes and data",
@@ -113,7 +114,7 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
         data: bytes("EHLO x\r\n"),
       },
       "smtp-delay: info: EARLY pid=77 ip=203.0.113.7 tier=dynamic ptr=1-2-3-4.dsl.example.net" +
-      " lookup=host delay=16.000 waited=0.520 action=451 bytes=8 data=EHLO?x??",
+      " lookup=host delay=16.000 waited=0.520 action=451 memory=- bytes=8 data=EHLO?x??",
     ],
     [
       "EARLY while the lookup is pending, no data seen",
@@ -130,13 +131,13 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
         data: undefined,
       },
       "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=- ptr=- lookup=pending delay=-" +
-      " waited=0.012 action=rblsmtpd bytes=3 data=-",
+      " waited=0.012 action=rblsmtpd memory=- bytes=3 data=-",
     ],
     [
       "EARLY without a byte count",
       { ...BASE, event: "early", action: "451" },
       "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
-      " lookup=found delay=0.250 waited=0.251 action=451 bytes=-1 data=-",
+      " lookup=found delay=0.250 waited=0.251 action=451 memory=- bytes=-1 data=-",
     ],
     [
       "CLOSED",
@@ -151,13 +152,13 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
         action: "exit",
       },
       "smtp-delay: info: CLOSED pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=none" +
-      " delay=26.000 waited=3.000 action=exit",
+      " delay=26.000 waited=3.000 action=exit memory=-",
     ],
     [
       "CLOSED ignores bytes and data",
       { ...BASE, event: "closed", action: "exit", bytes: 5, data: bytes("hello") },
       "smtp-delay: info: CLOSED pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
-      " lookup=found delay=0.250 waited=0.251 action=exit",
+      " lookup=found delay=0.250 waited=0.251 action=exit memory=-",
     ],
     [
       "REFUSED",
@@ -172,13 +173,13 @@ Deno.test("formatOutcome() writes one fixed line per event", async (t) => {
         action: "421",
       },
       "smtp-delay: info: REFUSED pid=4242 ip=192.0.2.10 tier=noptr ptr=- lookup=none" +
-      " delay=26.000 waited=0.020 action=421",
+      " delay=26.000 waited=0.020 action=421 memory=-",
     ],
     [
       "IPv6 address",
       { ...BASE, ip: "2001:db8:0:0:0:0:0:1" },
       "smtp-delay: info: PASS pid=4242 ip=2001:db8:0:0:0:0:0:1 tier=ptr ptr=mail.example.com" +
-      " lookup=found delay=0.250 waited=0.251 action=exec",
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=-",
     ],
   ];
   for (const [name, outcome, want] of rows) {
@@ -196,7 +197,7 @@ Deno.test("formatOutcome() keeps a forged PTR name or client data on one line", 
       { ...BASE, ptr: forged },
       "smtp-delay: info: PASS pid=4242 ip=192.0.2.10" +
       " tier=ptr ptr=evil.example??smtp-delay:?info:?PASS?pid=1?ip=127.0.0.1" +
-      " lookup=found delay=0.250 waited=0.251 action=exec",
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=-",
     ],
     [
       "client bytes with CRLF",
@@ -208,13 +209,13 @@ Deno.test("formatOutcome() keeps a forged PTR name or client data on one line", 
         data: bytes("x\r\nsmtp-delay: info: PASS"),
       },
       "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
-      " lookup=found delay=0.250 waited=0.251 action=451 bytes=40 data=x??smtp-delay:?info:?PASS",
+      " lookup=found delay=0.250 waited=0.251 action=451 memory=- bytes=40 data=x??smtp-delay:?info:?PASS",
     ],
     [
       "a PTR name with key=value text cannot add a field",
       { ...BASE, ptr: "a action=exec" },
       "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=a?action=exec" +
-      " lookup=found delay=0.250 waited=0.251 action=exec",
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=-",
     ],
   ];
   for (const [name, outcome, want] of rows) {
@@ -253,6 +254,7 @@ Deno.test("README's fail2ban failregex matches the EARLY line, and only it", asy
     lookup: "none",
     delayMs: 26000,
     waitedMs: 31,
+    memory: "",
   } as const;
   const stamp = "@400000006923f6a112345678 "; // tai64n: @ and 24 hex digits
   const early = formatOutcome({

@@ -67,7 +67,7 @@ Deno.test("smtp-delay before rblsmtpd (no -S)", E2E, async (t) => {
         assert.match(
           server.linesOf(pid).join("\n"),
           new RegExp(
-            `^smtp-delay: info: EARLY pid=${pid} .* action=rblsmtpd bytes=24 data=EHLO\\?`,
+            `^smtp-delay: info: EARLY pid=${pid} .* action=rblsmtpd memory=off bytes=24 data=EHLO\\?`,
           ),
         );
         assert.match(
@@ -85,7 +85,7 @@ Deno.test("smtp-delay before rblsmtpd (no -S)", E2E, async (t) => {
       assert.equal(replies[3], `451 ${REFUSED}`);
       const pid = await server.pidOf(client.localPort);
       await server.endOf(pid);
-      assert.match(server.linesOf(pid)[0]!, / REFUSED pid=\d+ .* tier=noptr .* action=rblsmtpd$/);
+      assert.match(server.linesOf(pid)[0]!, / REFUSED pid=\d+ .* tier=noptr .* action=rblsmtpd memory=off$/);
     });
 
     await t.step("a patient client rblsmtpd lets through reaches qmail-smtpd intact", async () => {
@@ -108,7 +108,7 @@ Deno.test("smtp-delay before rblsmtpd (no -S)", E2E, async (t) => {
       assert.equal(env.RBLSMTPD, "");
       assert.equal(env.SMTPDELAY_TIER, "noptr");
       assert.ok(Number(env.SMTPDELAY_WAITED) >= 0.3);
-      assert.match(server.linesOf(pid)[0]!, / PASS .* action=justdelay$/);
+      assert.match(server.linesOf(pid)[0]!, / PASS .* action=justdelay memory=off$/);
     });
   } finally {
     await server.stop();
@@ -129,7 +129,7 @@ Deno.test("smtp-delay -S -N 100 answers 421 itself", E2E, async () => {
     const pid = await server.pidOf(client.localPort);
     assert.equal(await server.endOf(pid), 0);
     assert.equal(await server.record(pid), undefined);
-    assert.match(server.linesOf(pid)[0]!, / REFUSED .* lookup=none delay=0\.300 .* action=421$/);
+    assert.match(server.linesOf(pid)[0]!, / REFUSED .* lookup=none delay=0\.300 .* action=421 memory=off$/);
   } finally {
     await server.stop();
     await dns.stop();
@@ -170,7 +170,7 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
       assert.equal(await client.untilClosed(), `451 ${EARLY}\r\n`);
       const pid = await filterPid(standalone, "192\\.0\\.2\\.4");
       assert.equal(await standalone.record(pid), undefined);
-      assert.match(standalone.linesOf(pid)[0]!, / EARLY .* action=451 bytes=24 data=EHLO\?/);
+      assert.match(standalone.linesOf(pid)[0]!, / EARLY .* action=451 memory=off bytes=24 data=EHLO\?/);
     });
 
     await t.step("a client that talks during the wait on a pipe is caught", async () => {
@@ -194,7 +194,7 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
       assert.equal(replies[3], `451 ${EARLY}`);
       const pid = await filterPid(before, "192\\.0\\.2\\.4");
       assert.equal(await before.record(pid), undefined);
-      assert.match(before.linesOf(pid)[0]!, / EARLY .* action=rblsmtpd bytes=24 data=-$/);
+      assert.match(before.linesOf(pid)[0]!, / EARLY .* action=rblsmtpd memory=off bytes=24 data=-$/);
     });
 
     await t.step("a quitter on a pipe never starts the next program", async () => {

@@ -109,7 +109,7 @@ Deno.test("smtp-delay -S under tcpserver", E2E, async (t) => {
           lines[0]!,
           new RegExp(
             `^smtp-delay: info: PASS pid=${pid} ip=192\\.0\\.2\\.2 tier=ptr ptr=mail\\.example\\.net ` +
-              `lookup=found delay=0\\.100 waited=0\\.[0-9]{3} action=exec$`,
+              `lookup=found delay=0\\.100 waited=0\\.[0-9]{3} action=exec memory=off$`,
           ),
         );
       },
@@ -127,7 +127,7 @@ Deno.test("smtp-delay -S under tcpserver", E2E, async (t) => {
         server.linesOf(pid).join("\n"),
         new RegExp(
           `^smtp-delay: info: EARLY pid=${pid} ip=192\\.0\\.2\\.4 tier=(noptr|-) ptr=- ` +
-            `lookup=(none|pending) delay=(0\\.700|-) waited=0\\.[0-9]{3} action=451 ` +
+            `lookup=(none|pending) delay=(0\\.700|-) waited=0\\.[0-9]{3} action=451 memory=off ` +
             `bytes=24 data=EHLO\\?early\\.example\\.org\\?\\?$`,
         ),
       );
@@ -154,7 +154,7 @@ Deno.test("smtp-delay -S under tcpserver", E2E, async (t) => {
       assert.equal(await server.record(pid), undefined, "no empty session");
       assert.match(
         server.linesOf(pid).join("\n"),
-        new RegExp(`^smtp-delay: info: CLOSED pid=${pid} ip=192\\.0\\.2\\.4 .* action=exit$`),
+        new RegExp(`^smtp-delay: info: CLOSED pid=${pid} ip=192\\.0\\.2\\.4 .* action=exit memory=off$`),
       );
     });
 

@@ -200,6 +200,7 @@ export class Server {
         DENO_NO_UPDATE_CHECK: "1",
         NO_COLOR: "1",
         RECORD_DIR: `${dir}/records`,
+        SMTPDELAY_STORE: "none", // no memory unless a test asks for one
         ...options.env,
       },
       stdout: "null",

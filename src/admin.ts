@@ -1,0 +1,117 @@
+/**
+ * `smtp-delay state ...`: the admin's view of the memory, on either store.
+ *
+ *     smtp-delay state [--store URL] show ADDRESS   what is remembered of a client
+ *     smtp-delay state [--store URL] list           the penalised and the boxed
+ *     smtp-delay state [--store URL] forgive ADDRESS   clear its strikes, box and pass
+ *     smtp-delay state [--store URL] expire         delete expired records (cron)
+ *
+ * Output on stdout, one `key=value` line per record; errors through log.ts.
+ * Exit 0, 100 for usage, 111 when the store fails.
+ */
+import { getopt, parseConfig, UsageError } from "./config.ts";
+import { forgive, keyOf, type MemoryConfig, recall } from "./history.ts";
+import { parseIp } from "./ip.ts";
+import { libc } from "./libc.ts";
+import * as log from "./log.ts";
+import { openStore } from "./store/open.ts";
+import type { Record, Store } from "./store/store.ts";
+
+const USAGE =
+  "usage: smtp-delay state [--store URL] show ADDRESS | list | forgive ADDRESS | expire";
+
+/** The key for an address the admin typed: an IP, or a /64 key as `list` prints it. */
+export function keyFor(text: string): string {
+  const ip = parseIp(text.replace(/\/64$/, ""));
+  if (!ip) throw new UsageError(`Not an IP address: "${text}" (${USAGE})`);
+  return keyOf(ip);
+}
+
+const iso = (ms: number | undefined) => ms === undefined ? "-" : new Date(ms).toISOString();
+
+/** One line about a record, as `show` and `list` print it. */
+export function describe(key: string, r: Record, config: MemoryConfig, now: number): string {
+  const m = recall(r, config, now);
+  return [
+    key,
+    `passed=${iso(r.lastPassAt)}${m.passed ? "" : "(old)"}`,
+    `strikes=${r.strikes}`,
+    `last-strike=${iso(r.lastStrikeAt)}${r.lastStrikeAt && !m.penalised ? "(old)" : ""}`,
+    `boxes=${r.boxes}`,
+    `box-until=${iso(m.boxUntil)}`,
+    `arrivals=${m.arrivals}`,
+    `open=${r.live.length}`,
+  ].join(" ");
+}
+
+/** Penalised (a recent strike) or boxed now. */
+export function penalised(r: Record, config: MemoryConfig, now: number): boolean {
+  const m = recall(r, config, now);
+  return m.penalised || m.boxUntil !== undefined;
+}
+
+function print(lines: string[]): void {
+  const text = lines.length ? lines.join("\n") + "\n" : "";
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
+}
+
+async function command(store: Store, config: MemoryConfig, words: string[]): Promise<void> {
+  const now = Date.now();
+  const [verb, address, ...extra] = words;
+  const wantsAddress = verb === "show" || verb === "forgive";
+  if (extra.length > 0 || (wantsAddress ? address === undefined : address !== undefined)) {
+    throw new UsageError(USAGE);
+  }
+  switch (verb) {
+    case "show": {
+      const key = keyFor(address!);
+      const r = await store.get(key);
+      print([r ? describe(key, r, config, now) : `${key} nothing remembered`]);
+      return;
+    }
+    case "list": {
+      const all = await store.list();
+      print(
+        all.filter(([, r]) => penalised(r, config, now)).map(([k, r]) =>
+          describe(k, r, config, now)
+        ),
+      );
+      return;
+    }
+    case "forgive": {
+      const key = keyFor(address!);
+      const r = await store.update(key, forgive(config, now));
+      print([r ? `${key} forgiven` : `${key} nothing remembered`]);
+      return;
+    }
+    case "expire":
+      print([`expired ${await store.expire(now)}`]);
+      return;
+    default:
+      throw new UsageError(USAGE);
+  }
+}
+
+/** Runs `smtp-delay state ARGS`; returns the exit code. */
+export async function admin(
+  args: readonly string[],
+  env: Readonly<{ [name: string]: string | undefined }>,
+): Promise<number> {
+  const { rest } = getopt(args);
+  const request = parseConfig([...args.slice(0, args.length - rest.length), "state"], env);
+  if (request.kind !== "run") throw new UsageError(USAGE);
+  const { config } = request;
+  let store: Store | undefined;
+  try {
+    store = await openStore(config.store, Math.max(config.storeTimeoutMs, 5_000), libc().sleep);
+    if (!store) throw new UsageError(`No store to look at (--store none) (${USAGE})`);
+    await command(store, config.memory, rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    log.fatal(`unable to use the store: ${(e as Error).message}`);
+    return 111;
+  } finally {
+    store?.close();
+  }
+}

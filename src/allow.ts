@@ -1,0 +1,63 @@
+/**
+ * The allowlist: clients exempt from everything (no delay, no limits, never
+ * penalised). Pure. One entry per line: an address or CIDR, IPv4 or IPv6
+ * (`192.0.2.0/24`, `2001:db8::/32`, `198.51.100.7`), or an rDNS suffix
+ * (`.example.net` or `example.net`: the name itself and every name under it).
+ * `#` starts a comment.
+ */
+import { UsageError } from "./config.ts";
+import { type Ip, parseIp } from "./ip.ts";
+
+export interface Allowlist {
+  readonly nets: ReadonlyArray<{ readonly ip: Ip; readonly bits: number }>;
+  readonly suffixes: readonly string[];
+}
+
+export const NOBODY: Allowlist = { nets: [], suffixes: [] };
+
+const NAME = /^\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/;
+
+/** Parses allowlist text; a line that is neither an address, a CIDR nor a name is a UsageError. */
+export function parseAllowlist(text: string, source: string): Allowlist {
+  const nets: Array<{ ip: Ip; bits: number }> = [];
+  const suffixes: string[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.replace(/#.*/, "").trim().toLowerCase();
+    if (line === "") return;
+    const [address, prefix, extra] = line.split("/");
+    const ip = parseIp(address!);
+    if (ip && extra === undefined) {
+      const max = ip.family === 4 ? 32 : 128;
+      const bits = prefix === undefined ? max : /^[0-9]{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+      if (bits >= 0 && bits <= max) return void nets.push({ ip, bits });
+    } else if (prefix === undefined && NAME.test(line)) {
+      return void suffixes.push(line.replace(/^\./, "").replace(/\.$/, ""));
+    }
+    throw new UsageError(
+      `${source} line ${i + 1} is not an address, CIDR or name: "${raw.trim()}"`,
+    );
+  });
+  return { nets, suffixes };
+}
+
+function inNet(ip: Ip, net: { ip: Ip; bits: number }): boolean {
+  if (ip.family !== net.ip.family) return false;
+  for (let bit = 0; bit < net.bits; bit += 8) {
+    const left = net.bits - bit;
+    const mask = left >= 8 ? 0xff : (0xff << (8 - left)) & 0xff;
+    if ((ip.bytes[bit / 8]! & mask) !== (net.ip.bytes[bit / 8]! & mask)) return false;
+  }
+  return true;
+}
+
+/** True when the address is in one of the networks. */
+export function allowsIp(list: Allowlist, ip: Ip): boolean {
+  return list.nets.some((net) => inNet(ip, net));
+}
+
+/** True when `name` is one of the suffixes or a name under one. */
+export function allowsName(list: Allowlist, name: string | undefined): boolean {
+  if (!name) return false;
+  const n = name.toLowerCase().replace(/\.$/, "");
+  return list.suffixes.some((s) => n === s || n.endsWith("." + s));
+}

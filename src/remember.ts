@@ -1,0 +1,88 @@
+/**
+ * The memory's I/O for one connection: open the store, record the arrival,
+ * and at the end the departure. Any store failure turns the memory off for
+ * this connection (one warning), never the connection itself.
+ */
+import type { Config } from "./config.ts";
+import { arrive, depart, type Departure, keyOf } from "./history.ts";
+import type { Ip } from "./ip.ts";
+import { openStore } from "./store/open.ts";
+import type { LiveConn, Record, Store } from "./store/store.ts";
+
+/** This connection as the memory sees it. */
+export interface Remembered {
+  /** The key's record, this arrival included. */
+  readonly record: Record;
+  /** Records how the connection ended; resolves to an error message, or undefined. */
+  depart(how: Departure): Promise<string | undefined>;
+}
+
+/** The memory of one connection, or why there is none. */
+export type Memory =
+  | { kind: "on"; remembered: Remembered }
+  | { kind: "off" }
+  | { kind: "down"; reason: string };
+
+/** The start time of process `pid` (field 22 of /proc/PID/stat), or undefined if it is gone. */
+export function processStart(pid: number | "self"): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function hostname(): string {
+  try {
+    return Deno.readTextFileSync("/proc/sys/kernel/hostname").trim();
+  } catch {
+    return "localhost";
+  }
+}
+
+/**
+ * Opens the store and records this connection's arrival. `deadline(ms)` is
+ * the timer the network store races its replies with.
+ */
+export async function remember(
+  config: Config,
+  ip: Ip,
+  deadline: (ms: number) => Promise<void>,
+): Promise<Memory> {
+  let store: Store | undefined;
+  try {
+    store = await openStore(config.store, config.storeTimeoutMs, deadline);
+    if (!store) return { kind: "off" };
+    const key = keyOf(ip);
+    const host = hostname();
+    const me: LiveConn = { host, pid: Deno.pid, start: processStart("self") ?? "", at: Date.now() };
+    // On this host a connection is open while its process is (same pid, same
+    // start time: exec keeps both); from other hosts, until --live-ttl.
+    const alive = (c: LiveConn) =>
+      c.host === host
+        ? processStart(c.pid) === c.start
+        : Date.now() - c.at < config.memory.liveTtlMs;
+    const record = await store.update(key, arrive(config.memory, me.at, me, alive));
+    const opened = store;
+    return {
+      kind: "on",
+      remembered: {
+        record: record!,
+        async depart(how) {
+          try {
+            await opened.update(key, depart(config.memory, Date.now(), me, how));
+            return undefined;
+          } catch (e) {
+            return (e as Error).message;
+          } finally {
+            opened.close();
+          }
+        },
+      },
+    };
+  } catch (e) {
+    store?.close();
+    return { kind: "down", reason: (e as Error).message };
+  }
+}
