@@ -85,7 +85,10 @@ Deno.test("smtp-delay before rblsmtpd (no -S)", E2E, async (t) => {
       assert.equal(replies[3], `451 ${REFUSED}`);
       const pid = await server.pidOf(client.localPort);
       await server.endOf(pid);
-      assert.match(server.linesOf(pid)[0]!, / REFUSED pid=\d+ .* tier=noptr .* action=rblsmtpd memory=off$/);
+      assert.match(
+        server.linesOf(pid)[0]!,
+        / REFUSED pid=\d+ .* tier=noptr .* action=rblsmtpd memory=off$/,
+      );
     });
 
     await t.step("a patient client rblsmtpd lets through reaches qmail-smtpd intact", async () => {
@@ -129,7 +132,10 @@ Deno.test("smtp-delay -S -N 100 answers 421 itself", E2E, async () => {
     const pid = await server.pidOf(client.localPort);
     assert.equal(await server.endOf(pid), 0);
     assert.equal(await server.record(pid), undefined);
-    assert.match(server.linesOf(pid)[0]!, / REFUSED .* lookup=none delay=0\.300 .* action=421 memory=off$/);
+    assert.match(
+      server.linesOf(pid)[0]!,
+      / REFUSED .* lookup=none delay=0\.300 .* action=421 memory=off$/,
+    );
   } finally {
     await server.stop();
     await dns.stop();
@@ -170,7 +176,10 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
       assert.equal(await client.untilClosed(), `451 ${EARLY}\r\n`);
       const pid = await filterPid(standalone, "192\\.0\\.2\\.4");
       assert.equal(await standalone.record(pid), undefined);
-      assert.match(standalone.linesOf(pid)[0]!, / EARLY .* action=451 memory=off bytes=24 data=EHLO\?/);
+      assert.match(
+        standalone.linesOf(pid)[0]!,
+        / EARLY .* action=451 memory=off bytes=24 data=EHLO\?/,
+      );
     });
 
     await t.step("a client that talks during the wait on a pipe is caught", async () => {
@@ -194,7 +203,10 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
       assert.equal(replies[3], `451 ${EARLY}`);
       const pid = await filterPid(before, "192\\.0\\.2\\.4");
       assert.equal(await before.record(pid), undefined);
-      assert.match(before.linesOf(pid)[0]!, / EARLY .* action=rblsmtpd memory=off bytes=24 data=-$/);
+      assert.match(
+        before.linesOf(pid)[0]!,
+        / EARLY .* action=rblsmtpd memory=off bytes=24 data=-$/,
+      );
     });
 
     await t.step("a quitter on a pipe never starts the next program", async () => {

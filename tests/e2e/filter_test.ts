@@ -154,7 +154,9 @@ Deno.test("smtp-delay -S under tcpserver", E2E, async (t) => {
       assert.equal(await server.record(pid), undefined, "no empty session");
       assert.match(
         server.linesOf(pid).join("\n"),
-        new RegExp(`^smtp-delay: info: CLOSED pid=${pid} ip=192\\.0\\.2\\.4 .* action=exit memory=off$`),
+        new RegExp(
+          `^smtp-delay: info: CLOSED pid=${pid} ip=192\\.0\\.2\\.4 .* action=exit memory=off$`,
+        ),
       );
     });
 
