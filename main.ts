@@ -85,7 +85,7 @@ async function run(): Promise<number> {
 
   // RELAYCLIENT and the allowlist's networks: no delay, no memory, at once.
   let exempt = env.RELAYCLIENT !== undefined || allowsIp(allow, client.ip);
-  const memory: Memory = exempt ? { kind: "off" } : await remember(config, client.ip, c.sleep);
+  const memory: Memory = exempt ? { kind: "off" } : await remember(config, client.ip, c);
   if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
 
   const lookup: Lookup | undefined = exempt
@@ -125,13 +125,16 @@ async function run(): Promise<number> {
   }
   const waitedMs = now() - start;
   const { watched } = facts;
-  const notes = exempt ? ["exempt"] : [
-    ...(memory.kind === "on" ? [] : [memory.kind]),
-    ...(chosen?.applied ?? []),
-    ...("refusal" in verdict && verdict.refusal && verdict.refusal !== "noptr"
-      ? [verdict.refusal]
-      : []),
-  ];
+  const refusedByMemory = "refusal" in verdict && verdict.refusal !== "noptr"
+    ? verdict.refusal
+    : undefined;
+  const notes = exempt
+    ? ["exempt"]
+    : memory.kind !== "on"
+    ? [memory.kind]
+    : refusedByMemory
+    ? [refusedByMemory]
+    : chosen?.applied ?? [];
   const outcome = {
     pid: Deno.pid,
     ip: client.ipText,

@@ -16,6 +16,7 @@ const FIONREAD = 0x541bn;
 const MSG_PEEK = 0x2;
 const MSG_DONTWAIT = 0x40;
 const SHUT_WR = 1;
+const O_RDONLY_CLOEXEC = 0o2000000;
 const SIGPIPE = 13;
 
 /** What the rest of the program may ask of libc. */
@@ -46,6 +47,11 @@ export interface Libc {
   readWaiting(fd: number, max: number): Uint8Array;
   /** Writes all of `bytes`; false when the peer is gone. */
   writeAll(fd: number, bytes: Uint8Array): boolean;
+  /**
+   * The first 4 KB of a file, for /proc and /sys, which Deno's own file API
+   * opens only under --allow-all; undefined when it cannot be read.
+   */
+  readProcFile(path: string): string | undefined;
   /** Sends FIN on a socket; a no-op on a pipe. */
   shutdownWrite(fd: number): void;
   /**
@@ -64,6 +70,8 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
   signal: { parameters: ["i32", "pointer"], result: "pointer" },
   execvp: { parameters: ["buffer", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -137,6 +145,14 @@ function wrap(sym: Symbols): Libc {
         rest = rest.subarray(n);
       }
       return true;
+    },
+    readProcFile(path) {
+      const fd = sym.open(cString(path), O_RDONLY_CLOEXEC);
+      if (fd < 0) return undefined;
+      const buf = new Uint8Array(4096);
+      const n = Number(sym.read(fd, buf, BigInt(buf.length)));
+      sym.close(fd);
+      return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
     },
     shutdownWrite(fd) {
       sym.shutdown(fd, SHUT_WR);

@@ -6,6 +6,7 @@
 import type { Config } from "./config.ts";
 import { arrive, depart, type Departure, keyOf } from "./history.ts";
 import type { Ip } from "./ip.ts";
+import type { Libc } from "./libc.ts";
 import { openStore } from "./store/open.ts";
 import type { LiveConn, Record, Store } from "./store/store.ts";
 
@@ -24,44 +25,33 @@ export type Memory =
   | { kind: "down"; reason: string };
 
 /** The start time of process `pid` (field 22 of /proc/PID/stat), or undefined if it is gone. */
-export function processStart(pid: number | "self"): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function hostname(): string {
-  try {
-    return Deno.readTextFileSync("/proc/sys/kernel/hostname").trim();
-  } catch {
-    return "localhost";
-  }
+export function processStart(libc: Libc, pid: number | "self"): string | undefined {
+  const stat = libc.readProcFile(`/proc/${pid}/stat`);
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
 /**
- * Opens the store and records this connection's arrival. `deadline(ms)` is
- * the timer the network store races its replies with.
+ * Opens the store and records this connection's arrival. libc gives the
+ * timer the network store races its replies with, and reads /proc.
  */
-export async function remember(
-  config: Config,
-  ip: Ip,
-  deadline: (ms: number) => Promise<void>,
-): Promise<Memory> {
+export async function remember(config: Config, ip: Ip, libc: Libc): Promise<Memory> {
   let store: Store | undefined;
   try {
-    store = await openStore(config.store, config.storeTimeoutMs, deadline);
+    store = await openStore(config.store, config.storeTimeoutMs, libc.sleep);
     if (!store) return { kind: "off" };
     const key = keyOf(ip);
-    const host = hostname();
-    const me: LiveConn = { host, pid: Deno.pid, start: processStart("self") ?? "", at: Date.now() };
+    const host = libc.readProcFile("/proc/sys/kernel/hostname")?.trim() || "localhost";
+    const me: LiveConn = {
+      host,
+      pid: Deno.pid,
+      start: processStart(libc, "self") ?? "",
+      at: Date.now(),
+    };
     // On this host a connection is open while its process is (same pid, same
     // start time: exec keeps both); from other hosts, until --live-ttl.
     const alive = (c: LiveConn) =>
       c.host === host
-        ? processStart(c.pid) === c.start
+        ? processStart(libc, c.pid) === c.start
         : Date.now() - c.at < config.memory.liveTtlMs;
     const record = await store.update(key, arrive(config.memory, me.at, me, alive));
     const opened = store;

@@ -20,6 +20,9 @@ class FakeLibc implements Libc {
   readable(): number {
     throw new Error("not expected");
   }
+  readProcFile(): string | undefined {
+    throw new Error("not expected");
+  }
   sleep(): Promise<void> {
     throw new Error("not expected");
   }

@@ -267,3 +267,11 @@ Deno.test("libc sleep() resolves after about its time, without a timer", async (
   const ms = performance.now() - start;
   assert.ok(ms >= 115 && ms < 2000, `slept ${ms} ms, want 120`);
 });
+
+Deno.test("libc readProcFile() reads /proc, which Deno's file API refuses without --allow-all", async () => {
+  const stat = libc().readProcFile("/proc/self/stat");
+  assert.ok(stat?.startsWith(`${Deno.pid} (`), `got ${stat?.slice(0, 40)}`);
+  assert.equal(libc().readProcFile("/proc/no-such-file"), undefined);
+  const hostname = libc().readProcFile("/proc/sys/kernel/hostname");
+  assert.equal(hostname?.trim(), (await Deno.readTextFile("/proc/sys/kernel/hostname")).trim());
+});

@@ -67,6 +67,9 @@ class FakeLibc implements Libc {
     this.polls.push(`sync fd ${fd} ${timeoutMs}`);
     return this.next(timeoutMs);
   }
+  readProcFile(): string | undefined {
+    throw new Error("not expected");
+  }
   sleep(): Promise<void> {
     throw new Error("not expected");
   }

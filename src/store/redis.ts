@@ -20,7 +20,9 @@ import { type Change, type Record, type Store, StoreError } from "./store.ts";
 /** The prefix of every key this store writes. */
 export const KEY_PREFIX = "smtp-delay:";
 /** How many times `update` starts over after a conflict before it gives up. */
-export const MAX_ATTEMPTS = 32;
+export const MAX_ATTEMPTS = 64;
+/** The longest random pause between two attempts of a conflicting update. */
+const MAX_PAUSE_MS = 32;
 /** Keys asked per SCAN and per MGET in `list`. */
 const BATCH = 1000;
 
@@ -377,7 +379,12 @@ class RedisStore implements Store {
         this.#expectOk(multi!);
         if (queued!.type === "error") throw this.#error(queued!.value);
         if (exec!.type !== "array") throw this.#unexpected(exec!);
-        if (exec!.value === null) continue; // the key changed after WATCH: start over
+        if (exec!.value === null) {
+          // The key changed after WATCH: start over, after a random pause that
+          // grows with each conflict, or two writers in step starve a third.
+          await this.#deadline(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS));
+          continue;
+        }
         const done = exec!.value[0];
         if (done?.type === "error") throw this.#error(done.value);
         return next?.record;

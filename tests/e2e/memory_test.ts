@@ -1,0 +1,269 @@
+/**
+ * The per-IP memory on SQLite, end to end: the real filter under tcpserver,
+ * several processes sharing one state file.
+ */
+import assert from "node:assert/strict";
+import {
+  Client,
+  FILTER,
+  finalReplies,
+  messageBody,
+  patient,
+  RECORDER,
+  type Rule,
+  run,
+  Server,
+  startDns,
+} from "./harness.ts";
+
+const E2E = { sanitizeOps: false, sanitizeResources: false };
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+const RULES: Rule[] = [
+  { from: "127.0.0.3", env: { TCPREMOTEIP: "192.0.2.3" } }, // dsl-192-0-2-3.pool.example.net
+  { from: "127.0.0.5", env: { TCPREMOTEIP: "192.0.2.5", TCPREMOTEHOST: "mx.example.org" } },
+  { from: "127.0.0.6", env: { TCPREMOTEIP: "192.0.2.6", TCPREMOTEHOST: "mx6.example.org" } },
+  { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx7.example.org" } },
+  { from: "127.0.0.8", env: { TCPREMOTEIP: "192.0.2.8", RELAYCLIENT: "" } },
+];
+
+/** Connects and waits for the recorder's banner; returns seconds to banner and the pid. */
+async function banner(server: Server, from: string): Promise<{ seconds: number; pid: number }> {
+  const client = await Client.connect(server.port, from);
+  await client.until(/^220 recorder/);
+  const pid = await server.pidOf(client.localPort);
+  client.close();
+  await server.endOf(pid);
+  return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
+}
+
+/** Connects, talks at once, and returns the reply and the pid. */
+async function talkEarly(server: Server, from: string): Promise<{ text: string; pid: number }> {
+  const client = await Client.connect(server.port, from);
+  await client.send("EHLO early.example.org\r\n");
+  const text = await client.untilClosed();
+  const pid = await server.pidOf(client.localPort);
+  await server.endOf(pid);
+  return { text, pid };
+}
+
+/** `smtp-delay state --store STORE ARGS...`: its exit code and stdout. */
+async function state(store: string, ...args: string[]) {
+  return await run([...FILTER, "state", "--store", store, ...args], {
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+  });
+}
+
+Deno.test("memory on SQLite", E2E, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-memory-" });
+  const store = `sqlite:${dir}/state/state.db`; // the directory is made on first use
+  const dns = await startDns();
+  const server = await Server.start({
+    chain: [...FILTER, "-S", "-d", "0.05", "-D", "0.6", "-P", "0.6", "--strikes", "2"],
+    rules: RULES,
+    env: { SMTPDELAY_DNS: dns.address, SMTPDELAY_STORE: store },
+  });
+  try {
+    await t.step("a polite client's second connection gets the short delay", async () => {
+      const first = await banner(server, "127.0.0.3");
+      assert.ok(first.seconds >= 0.6, `first banner after ${first.seconds} s, want 0.6 (dynamic)`);
+      assert.match(server.linesOf(first.pid)[0]!, / PASS .* tier=dynamic .* memory=-$/);
+      const second = await banner(server, "127.0.0.3");
+      assert.ok(second.seconds < 0.6, `second banner after ${second.seconds} s, want 0.05`);
+      assert.match(
+        server.linesOf(second.pid)[0]!,
+        / PASS .* tier=dynamic .* delay=0\.050 .* action=exec memory=passed$/,
+      );
+    });
+
+    await t.step("an early talker's next connection gets the long delay", async () => {
+      const early = await talkEarly(server, "127.0.0.5");
+      assert.match(early.text, /^451 /);
+      const next = await banner(server, "127.0.0.5");
+      assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want 0.6 (the penalty)`);
+      assert.match(
+        server.linesOf(next.pid)[0]!,
+        / PASS .* tier=ptr .* delay=0\.600 .* memory=penalty$/,
+      );
+    });
+
+    await t.step("the second strike puts it in the box: 421 at once, nothing runs", async () => {
+      assert.match((await talkEarly(server, "127.0.0.5")).text, /^451 /);
+      const client = await Client.connect(server.port, "127.0.0.5");
+      const text = await client.untilClosed();
+      const pid = await server.pidOf(client.localPort);
+      await server.endOf(pid);
+      assert.equal(
+        text,
+        "421 You talked before my greeting too often; try again later (#4.7.1)\r\n",
+      );
+      assert.equal(await server.record(pid), undefined);
+      assert.match(server.linesOf(pid)[0]!, / REFUSED .* action=421 memory=box$/);
+    });
+
+    await t.step("state list shows it, state forgive lets it in again", async () => {
+      const list = await state(store, "list");
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^192\.0\.2\.5 .* strikes=0 .* boxes=1 box-until=20/m);
+      assert.doesNotMatch(list.stdout, /^192\.0\.2\.3 /m, "a polite client is not penalised");
+      const shown = await state(store, "show", "192.0.2.5");
+      assert.match(shown.stdout, /^192\.0\.2\.5 passed=20.* boxes=1 /);
+      const forgiven = await state(store, "forgive", "192.0.2.5");
+      assert.equal(forgiven.stdout, "192.0.2.5 forgiven\n");
+      const after = await banner(server, "127.0.0.5");
+      assert.ok(after.seconds < 0.6, `banner after ${after.seconds} s, want the ptr delay`);
+      assert.equal((await state(store, "list")).stdout, "");
+    });
+
+    await t.step(
+      "RELAYCLIENT passes at once, even talking early, and is never penalised",
+      async () => {
+        for (let i = 0; i < 3; i++) {
+          const client = await Client.connect(server.port, "127.0.0.8");
+          await client.send("EHLO relay.example.org\r\n");
+          await client.wait(() => finalReplies(client.text).length >= 2, "banner and EHLO reply");
+          assert.match(client.text, /^220 recorder/);
+          const pid = await server.pidOf(client.localPort);
+          client.close();
+          await server.endOf(pid);
+          assert.match(server.linesOf(pid)[0]!, / PASS .* action=exec memory=exempt$/);
+          assert.equal((await server.record(pid))!.info.exe, RECORDER);
+        }
+        assert.match((await state(store, "show", "192.0.2.8")).stdout, /nothing remembered/);
+      },
+    );
+  } finally {
+    await server.stop();
+    await dns.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("limits on SQLite: many filter processes count one client exactly", E2E, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-limits-" });
+  // 20 Deno processes starting at once on 2 cores: a lock holder can wait its
+  // turn for the CPU longer than the 200 ms default; this test is about counting.
+  const env = { SMTPDELAY_STORE: `sqlite:${dir}/state.db`, SMTPDELAY_STORE_TIMEOUT: "3" };
+  const server = await Server.start({
+    chain: [...FILTER, "-S", "-d", "0.3", "--max-rate", "10"],
+    rules: RULES,
+    env,
+  });
+  const small = await Server.start({
+    chain: [...FILTER, "-S", "-d", "0.3", "--max-conns", "3"],
+    rules: RULES,
+    env,
+  });
+  try {
+    await t.step("20 connections at once with --max-rate 10: 10 pass, 10 get 421", async () => {
+      const clients = await Promise.all(
+        Array.from({ length: 20 }, () => Client.connect(server.port, "127.0.0.6")),
+      );
+      const texts = await Promise.all(clients.map(async (c) => {
+        await c.wait(() => /\r\n/.test(c.text), "a first line");
+        c.close();
+        return c.text;
+      }));
+      const passed = texts.filter((x) => x.startsWith("220 recorder")).length;
+      const refused = texts.filter((x) => x.startsWith("421 Too many connections")).length;
+      assert.deepEqual([passed, refused], [10, 10], texts.join(""));
+      assert.doesNotMatch(server.lines.join("\n"), /memory=down|warning/, "no count was lost");
+    });
+
+    await t.step(
+      "--max-conns 3: a fourth open connection is refused, a fifth after one ends is not",
+      async () => {
+        const open = [];
+        for (let i = 0; i < 3; i++) {
+          const c = await Client.connect(small.port, "127.0.0.7");
+          await c.until(/^220 recorder/);
+          open.push(c);
+        }
+        const fourth = await Client.connect(small.port, "127.0.0.7");
+        assert.match(await fourth.untilClosed(), /^421 Too many connections/);
+        const pid = await small.pidOf(fourth.localPort);
+        await small.endOf(pid);
+        assert.match(small.linesOf(pid)[0]!, / REFUSED .* memory=conns$/);
+        // One session ends: its process (the recorder, same pid) is gone.
+        const ending = open.shift()!;
+        await patient(ending, messageBody(10, 1)).catch(() => {});
+        await small.endOf(await small.pidOf(ending.localPort));
+        const fifth = await banner(small, "127.0.0.7");
+        assert.match(small.linesOf(fifth.pid)[0]!, / PASS /);
+        for (const c of open) c.close();
+      },
+    );
+  } finally {
+    await server.stop();
+    await small.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test(
+  "a SQLite store that is locked or cannot be opened: no memory, a warning, no lost session",
+  E2E,
+  async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-locked-" });
+    const file = `${dir}/state.db`;
+    const server = await Server.start({
+      chain: [...FILTER, "-S", "-d", "0.05"],
+      rules: RULES,
+      env: { SMTPDELAY_STORE: `sqlite:${file}`, SMTPDELAY_STORE_TIMEOUT: "0.2" },
+    });
+    const broken = await Server.start({
+      chain: [...FILTER, "-S", "-d", "0.05"],
+      rules: RULES,
+      env: { SMTPDELAY_STORE: "sqlite:/proc/no/such/dir/state.db" },
+    });
+    try {
+      await t.step("locked: the client passes after the store deadline, memory=down", async () => {
+        await banner(server, "127.0.0.6"); // creates the file
+        const holder = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-read",
+            "--allow-write",
+            `${ROOT}tests/fixtures/sqlite_lock.ts`,
+            file,
+          ],
+          stdin: "piped",
+          stdout: "piped",
+        }).spawn();
+        const reader = holder.stdout.getReader();
+        await reader.read(); // "locked"
+        try {
+          const { seconds, pid } = await banner(server, "127.0.0.6");
+          assert.ok(seconds < 3, `banner after ${seconds} s`);
+          const lines = server.lines.join("\n");
+          assert.match(lines, /smtp-delay: warning: going on without memory: sqlite .*locked/);
+          assert.match(server.linesOf(pid)[0]!, / PASS .* memory=down$/);
+        } finally {
+          await holder.stdin.close();
+          reader.releaseLock();
+          await holder.stdout.cancel();
+          await holder.status;
+        }
+        const again = await banner(server, "127.0.0.6");
+        assert.match(server.linesOf(again.pid)[0]!, / PASS .* memory=passed$/);
+      });
+
+      await t.step(
+        "cannot be created: the client passes, memory=down, the warning names the path",
+        async () => {
+          const { pid } = await banner(broken, "127.0.0.6");
+          assert.match(broken.linesOf(pid)[0]!, / PASS .* memory=down$/);
+          assert.match(
+            broken.lines.join("\n"),
+            /warning: going on without memory: sqlite \/proc\/no\/such\/dir\/state\.db: unable to create its directory/,
+          );
+        },
+      );
+    } finally {
+      await server.stop();
+      await broken.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
