@@ -46,10 +46,47 @@ interface Peer {
 
 const denoRun = (...rest: string[]) => [DENO, "run", ...PERMISSIONS, ...rest];
 
+/** Memory settings under which one IP's load is not boxed or slowed (see PEERS). */
+const QUIET_MEMORY = ["--strikes", "0", "--rate", "0"];
+const STATE_DB = `${ROOT}/build/bench/state.db`;
+/** The Redis server bench.ts starts for product+redis, on a port of its own. */
+const REDIS_PORT = 20_000 + Math.floor(Math.random() * 20_000);
+const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
+
+/** Starts redis-server on REDIS_PORT (no persistence); resolves once it answers. */
+async function startRedis(): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: REDIS_PORT })).close();
+      return child;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  child.kill();
+  throw new Error("redis-server did not start");
+}
+
 const PEERS: Peer[] = [
   { name: "none", command: [] }, // the recorder alone
   { name: "floor", command: denoRun(`${ROOT}/bench/floor.ts`) }, // sleep + execve
-  { name: "product", command: denoRun(`${ROOT}/main.ts`, "-S") },
+  // The product without memory, then with each store. The memory's rules that
+  // would change outcomes when every client comes from 127.0.0.1 (the box,
+  // the reconnect rate) are off: the store does all its reads and writes.
+  { name: "product", command: denoRun(`${ROOT}/main.ts`, "-S", "--store", "none") },
+  {
+    name: "product+sqlite",
+    command: denoRun(`${ROOT}/main.ts`, "-S", ...QUIET_MEMORY, "--store", `sqlite:${STATE_DB}`),
+  },
+  {
+    name: "product+redis",
+    command: denoRun(`${ROOT}/main.ts`, "-S", ...QUIET_MEMORY, "--store", REDIS_URL),
+  },
   ...(Deno.env.get("EXTRA_PEERS") ?? "").split(";").filter((s) => s.includes("=")).map((s) => {
     const at = s.indexOf("=");
     return { name: s.slice(0, at).trim(), command: s.slice(at + 1).trim().split(/\s+/) };
@@ -298,6 +335,9 @@ async function main(): Promise<void> {
   const started = new Date();
   const commit = await describeCommit();
   say(`${peers.length} peers x ${scenarios.length} scenarios x ${RUNS} runs, at ${commit}`);
+  await Deno.mkdir(`${ROOT}/build/bench`, { recursive: true });
+  await Deno.remove(STATE_DB).catch(() => {});
+  if (peers.some((p) => p.name.includes("redis"))) redis = await startRedis();
   for (const p of peers) await warmUp(p);
 
   const records: RunRecord[] = [];
@@ -337,11 +377,13 @@ async function main(): Promise<void> {
 
 const onSignal = () => {
   say("interrupted: stopping the servers");
+  redis?.kill();
   stopAll().finally(() => Deno.exit(130));
 };
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
 
+let redis: Deno.ChildProcess | undefined;
 let code = 0;
 try {
   await main();
@@ -350,5 +392,6 @@ try {
   code = 111;
 } finally {
   await stopAll();
+  redis?.kill();
 }
 Deno.exit(code);

@@ -9,9 +9,11 @@ Usage: DENO=... python3 bench/startup.py [RUNS]   (default 40)
 """
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DENO = os.environ.get("DENO") or os.path.join(ROOT, ".tools/node_modules/.bin/deno")
@@ -24,12 +26,18 @@ def deno_run(*args):
 
 
 BUNDLE = os.path.join(ROOT, "build/smtp-delay.bundle.js")
+STATE_DB = os.path.join(ROOT, "build/startup-state.db")
+REDIS_PORT = 20000 + os.getpid() % 20000
+# The memory with its outcome-changing rules off (every run is the same client).
+QUIET = ["--strikes", "0", "--rate", "0"]
 VARIANTS = [
     ("floor", deno_run("bench/floor.ts", "/bin/true")),
     ("floor + setTimeout(0)", deno_run("bench/variants/floor_timer.ts", "/bin/true")),
     ("floor + node:util parseArgs", deno_run("bench/variants/floor_parseargs.ts", "/bin/true")),
-    ("product", deno_run("main.ts", "-d", "0", "/bin/true")),
-    ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "/bin/true")),
+    ("product", deno_run("main.ts", "-d", "0", "--store", "none", "/bin/true")),
+    ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "--store", "none", "/bin/true")),
+    ("product + SQLite store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"sqlite:{STATE_DB}", "/bin/true")),
+    ("product + Redis store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"redis://127.0.0.1:{REDIS_PORT}", "/bin/true")),
 ]
 
 
@@ -59,7 +67,32 @@ def phases(env, runs):
     return {name: statistics.median(values) for name, values in seen.items()}
 
 
+def start_redis():
+    """redis-server on REDIS_PORT, without persistence; returns once it answers."""
+    proc = subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("startup.py: redis-server did not start")
+
+
 def main():
+    if os.path.exists(STATE_DB):
+        os.remove(STATE_DB)
+    redis = start_redis()
+    try:
+        run_all()
+    finally:
+        redis.kill()
+
+
+def run_all():
     env = dict(os.environ, DENO_NO_UPDATE_CHECK="1", NO_COLOR="1", TCPREMOTEIP="192.0.2.2",
                TCPREMOTEHOST="mail.example.net", SMTPDELAYP="0")
     subprocess.run([DENO, "bundle", "-q", "-o", BUNDLE, "main.ts"], cwd=ROOT, env=env, check=True)

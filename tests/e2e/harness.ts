@@ -493,3 +493,42 @@ export async function run(
   );
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
+
+/** A redis-server on a free loopback port, without persistence. */
+export async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = freePort();
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await within(
+    TIMEOUT_MS,
+    "redis-server to answer",
+    (async () => {
+      for (;;) {
+        try {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          await conn.write(new TextEncoder().encode("PING\r\n"));
+          const buf = new Uint8Array(16);
+          const n = await conn.read(buf);
+          conn.close();
+          if (n && decoder.decode(buf.subarray(0, n)).startsWith("+PONG")) return;
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
+  );
+  let stopped = false;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
