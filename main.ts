@@ -7,9 +7,9 @@ import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./src/clas
 import { readClient } from "./src/client.ts";
 import type { Ip } from "./src/ip.ts";
 import { type Config, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
-import { decide, delayFor, type Facts, type Verdict } from "./src/decide.ts";
+import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./src/decide.ts";
 import { answer, handOn } from "./src/handoff.ts";
-import { type Departure, recall } from "./src/history.ts";
+import { type Departure, type Recall, recall } from "./src/history.ts";
 import { type Allowlist, allowsIp, allowsName, NOBODY, parseAllowlist } from "./src/allow.ts";
 import { type Memory, remember } from "./src/remember.ts";
 import { libc } from "./src/libc.ts";
@@ -52,6 +52,15 @@ function readPatterns(path: string): RegExp[] {
   return parsePatterns(text, `Pattern file "${path}"`);
 }
 
+const OFF: Memory = { kind: "off" };
+
+/** What the memory says of this client now, if there is a memory. */
+function recallOf(memory: Memory, config: Config): Recall | undefined {
+  return memory.kind === "on"
+    ? recall(memory.remembered.record, config.memory, Date.now())
+    : undefined;
+}
+
 function readAllowlist(path: string): Allowlist {
   try {
     return parseAllowlist(Deno.readTextFileSync(path), `Allowlist "${path}"`);
@@ -83,22 +92,28 @@ async function run(): Promise<number> {
   const start = now();
   const roll = Math.random() * 100;
 
-  // RELAYCLIENT and the allowlist's networks: no delay, no memory, at once.
-  let exempt = env.RELAYCLIENT !== undefined || allowsIp(allow, client.ip);
-  const memory: Memory = exempt ? { kind: "off" } : await remember(config, client.ip, c);
-  if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
-
-  const lookup: Lookup | undefined = exempt
-    ? { kind: "skipped" }
+  // RELAYCLIENT and the allowlist: no delay, no limits, no memory, handed on at once.
+  let exempt = env.RELAYCLIENT !== undefined || allowsIp(allow, client.ip) ||
+    allowsName(allow, client.host);
+  // With rDNS suffixes in the allowlist, the memory waits for the name.
+  const nameFirst = !exempt && client.host === undefined && allow.suffixes.length > 0;
+  let memory: Memory = exempt || nameFirst ? OFF : await remember(config, client.ip, c);
+  let recalled = recallOf(memory, config);
+  // The box and the limits refuse at once: no lookup for a client turned away anyway.
+  const lookup: Lookup | undefined = exempt || memoryRefusal(config, recalled)
+    ? { kind: "unneeded" }
     : client.host
     ? { kind: "host", name: client.host }
     : await lookupWhileWatching(client.ip, config, watcher);
   const name = lookup && nameOf(lookup);
-  exempt ||= allowsName(allow, name);
-  const tier: Tier | undefined = lookup &&
-    classify(name, client.ip, name ? patterns ?? parsePatterns(BUILTIN_PATTERNS) : []);
-  const recalled = memory.kind === "on"
-    ? recall(memory.remembered.record, config.memory, Date.now())
+  if (nameFirst) {
+    exempt = allowsName(allow, name);
+    if (!exempt) memory = await remember(config, client.ip, c);
+    recalled = recallOf(memory, config);
+  }
+  if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
+  const tier: Tier | undefined = lookup && lookup.kind !== "unneeded"
+    ? classify(name, client.ip, name ? patterns ?? parsePatterns(BUILTIN_PATTERNS) : [])
     : undefined;
   const chosen = tier && delayFor(config, tier, recalled);
   const factsNow = (delayOver: boolean): Facts => ({

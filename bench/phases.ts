@@ -23,7 +23,7 @@ const { formatOutcome } = await import("../src/log.ts");
 const { watch } = await import("../src/watch.ts");
 phase("load the modules");
 const env = Deno.env.toObject();
-const request = parseConfig(["-d", "0", "/bin/true"], env);
+const request = parseConfig(["-d", "0", "--store", "none", "/bin/true"], env);
 if (request.kind !== "run") throw new Error("unexpected -v");
 phase("read options and environment");
 const client = readClient(env);
@@ -34,7 +34,15 @@ const watched = watch(c, 0, () => performance.now()).waitSync(0);
 phase("poll fd 0");
 const tier = classify(client.host, client.ip, parsePatterns(BUILTIN_PATTERNS));
 phase("classify the name");
-decide(request.config, { tier, lookup: "host", watched, roll: 50, delayOver: true });
+decide(request.config, {
+  tier,
+  lookup: "host",
+  watched,
+  roll: 50,
+  delayOver: true,
+  memory: undefined,
+  exempt: false,
+});
 const line = formatOutcome({
   event: "pass",
   pid: Deno.pid,
@@ -45,6 +53,7 @@ const line = formatOutcome({
   delayMs: 0,
   waitedMs: 0,
   action: "exec",
+  memory: "off",
 });
 phase("decide and format the log line");
 Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({ ...phases, line }) + "\n"));

@@ -22,7 +22,7 @@ const USAGE =
 
 /** The key for an address the admin typed: an IP, or a /64 key as `list` prints it. */
 export function keyFor(text: string): string {
-  const ip = parseIp(text.replace(/\/64$/, ""));
+  const ip = parseIp(text.includes(":") ? text.replace(/\/64$/, "") : text);
   if (!ip) throw new UsageError(`Not an IP address: "${text}" (${USAGE})`);
   return keyOf(ip);
 }
@@ -34,7 +34,7 @@ export function describe(key: string, r: Record, config: MemoryConfig, now: numb
   const m = recall(r, config, now);
   return [
     key,
-    `passed=${iso(r.lastPassAt)}${m.passed ? "" : "(old)"}`,
+    `passed=${iso(r.lastPassAt)}${r.lastPassAt && !m.passed ? "(old)" : ""}`,
     `strikes=${r.strikes}`,
     `last-strike=${iso(r.lastStrikeAt)}${r.lastStrikeAt && !m.penalised ? "(old)" : ""}`,
     `boxes=${r.boxes}`,
@@ -55,18 +55,29 @@ function print(lines: string[]): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text));
 }
 
-async function command(store: Store, config: MemoryConfig, words: string[]): Promise<void> {
-  const now = Date.now();
+/** What the admin asked for, checked before any store is opened. */
+function parseCommand(words: readonly string[]): { verb: string; key: string | undefined } {
   const [verb, address, ...extra] = words;
   const wantsAddress = verb === "show" || verb === "forgive";
-  if (extra.length > 0 || (wantsAddress ? address === undefined : address !== undefined)) {
+  const known = wantsAddress || verb === "list" || verb === "expire";
+  if (
+    !known || extra.length > 0 || (wantsAddress ? address === undefined : address !== undefined)
+  ) {
     throw new UsageError(USAGE);
   }
+  return { verb: verb!, key: address === undefined ? undefined : keyFor(address) };
+}
+
+async function command(
+  store: Store,
+  config: MemoryConfig,
+  { verb, key }: { verb: string; key: string | undefined },
+): Promise<void> {
+  const now = Date.now();
   switch (verb) {
     case "show": {
-      const key = keyFor(address!);
-      const r = await store.get(key);
-      print([r ? describe(key, r, config, now) : `${key} nothing remembered`]);
+      const r = await store.get(key!);
+      print([r ? describe(key!, r, config, now) : `${key} nothing remembered`]);
       return;
     }
     case "list": {
@@ -79,8 +90,7 @@ async function command(store: Store, config: MemoryConfig, words: string[]): Pro
       return;
     }
     case "forgive": {
-      const key = keyFor(address!);
-      const r = await store.update(key, forgive(config, now));
+      const r = await store.update(key!, forgive(config, now));
       print([r ? `${key} forgiven` : `${key} nothing remembered`]);
       return;
     }
@@ -97,15 +107,21 @@ export async function admin(
   args: readonly string[],
   env: Readonly<{ [name: string]: string | undefined }>,
 ): Promise<number> {
-  const { rest } = getopt(args);
-  const request = parseConfig([...args.slice(0, args.length - rest.length), "state"], env);
+  const { options, rest } = getopt(args);
+  const wanted = parseCommand(rest);
+  // The admin's own --store wins over SMTPDELAY_STORE (for the filter, the variable wins).
+  const hasStore = options.some((o) => o.letter === "--store");
+  const request = parseConfig(
+    [...args.slice(0, args.length - rest.length), "state"],
+    hasStore ? { ...env, SMTPDELAY_STORE: undefined } : env,
+  );
   if (request.kind !== "run") throw new UsageError(USAGE);
   const { config } = request;
   let store: Store | undefined;
   try {
     store = await openStore(config.store, Math.max(config.storeTimeoutMs, 5_000), libc().sleep);
     if (!store) throw new UsageError(`No store to look at (--store none) (${USAGE})`);
-    await command(store, config.memory, rest);
+    await command(store, config.memory, wanted);
     return 0;
   } catch (e) {
     if (e instanceof UsageError) throw e;

@@ -2,7 +2,9 @@
  * The allowlist: clients exempt from everything (no delay, no limits, never
  * penalised). Pure. One entry per line: an address or CIDR, IPv4 or IPv6
  * (`192.0.2.0/24`, `2001:db8::/32`, `198.51.100.7`), or an rDNS suffix
- * (`.example.net` or `example.net`: the name itself and every name under it).
+ * (`.example.net` or `example.net`: the name itself and every name under it;
+ * a name's last label is never all digits, so tcprules-style `192.0.2.` is an
+ * error, not a name).
  * `#` starts a comment.
  */
 import { UsageError } from "./config.ts";
@@ -30,7 +32,7 @@ export function parseAllowlist(text: string, source: string): Allowlist {
       const max = ip.family === 4 ? 32 : 128;
       const bits = prefix === undefined ? max : /^[0-9]{1,3}$/.test(prefix) ? Number(prefix) : NaN;
       if (bits >= 0 && bits <= max) return void nets.push({ ip, bits });
-    } else if (prefix === undefined && NAME.test(line)) {
+    } else if (prefix === undefined && NAME.test(line) && !/(^|\.)[0-9]+\.?$/.test(line)) {
       return void suffixes.push(line.replace(/^\./, "").replace(/\.$/, ""));
     }
     throw new UsageError(

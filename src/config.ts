@@ -184,6 +184,13 @@ function parseSetting(unit: "seconds" | "count", text: string, what: string): nu
   return Number(text);
 }
 
+/** The store deadline: more than 0, at most 10 seconds; in ms. */
+function parseStoreTimeout(text: string, what: string): number {
+  const ms = Math.round(parseDecimal(text, 10, what, "seconds") * 1000);
+  if (ms < 1) throw new UsageError(`${what} wants seconds from 0.001 to 10, got "${text}"`);
+  return ms;
+}
+
 function parsePercent(text: string, what: string): number {
   return parseDecimal(text, 100, what, "a percentage");
 }
@@ -205,13 +212,18 @@ export function parseNameServer(text: string, what = "SMTPDELAY_DNS"): NameServe
   return Object.freeze({ ipAddr: host, port: Number(port) });
 }
 
-/** Checks a store URL: `none`, `sqlite:/ABSOLUTE/PATH`, `redis://...`. */
+/**
+ * Checks a store URL: `none`, `sqlite:/ABSOLUTE/PATH`,
+ * `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (the Redis store parses it in
+ * full when it opens: importing it here would cost every connection).
+ */
 export function parseStore(text: string, what: string): string {
   const ok = text === "none" || /^sqlite:\/[^\0]*[^/]$/.test(text) ||
-    /^redis:\/\/(:[^@\s]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[0-9]{1,2})?$/.test(
+    /^redis:\/\/([^@\s/]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[0-9]{0,5})?$/.test(
       text,
     );
-  if (!ok) {
+  const port = /^redis:\/\/(?:[^@]*@)?(?:\[[^\]]*\]|[^:/]*):([0-9]+)/.exec(text)?.[1];
+  if (!ok || (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))) {
     throw new UsageError(
       `${what} wants none, sqlite:/PATH or redis://HOST[:PORT][/DB], got "${text}"`,
     );
@@ -263,7 +275,7 @@ export function parseConfig(
     const setting = MEMORY_SETTINGS.find(([option]) => `--${option}` === letter);
     if (setting) parseSetting(setting[3], value, letter);
     if (letter === "--store") parseStore(value, letter);
-    if (letter === "--store-timeout") parseDecimal(value, 10, letter, "seconds");
+    if (letter === "--store-timeout") parseStoreTimeout(value, letter);
   }
   const memory = Object.fromEntries(
     MEMORY_SETTINGS.map(([option, variable, field, unit, fallback]) => {
@@ -276,7 +288,7 @@ export function parseConfig(
   const store = storeGiven ? parseStore(storeGiven.text, storeGiven.what) : DEFAULT_STORE;
   const timeoutGiven = long("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
   const storeTimeoutMs = timeoutGiven
-    ? Math.round(parseDecimal(timeoutGiven.text, 10, timeoutGiven.what, "seconds") * 1000)
+    ? parseStoreTimeout(timeoutGiven.text, timeoutGiven.what)
     : DEFAULTS.storeTimeoutMs;
   const allowFile = long("allow", "SMTPDELAY_ALLOW")?.text || undefined;
 

@@ -79,13 +79,23 @@ export type Verdict =
   /** The client hung up: exit without running anything. */
   | { kind: "drop"; event: "closed" };
 
-/** Why the client is refused, if it is: the box, the limits, then -N. */
-function refusal(config: Config, facts: Facts): Refusal | undefined {
-  const { memory } = facts;
+/**
+ * A refusal the memory alone decides, before any name is known: the box,
+ * then the limits.
+ */
+export function memoryRefusal(config: Config, memory: Recall | undefined): Refusal | undefined {
+  if (!memory) return undefined;
   const limits = config.memory;
-  if (memory?.boxUntil !== undefined) return "box";
-  if (memory && limits.maxConns > 0 && memory.open >= limits.maxConns) return "conns";
-  if (memory && limits.maxRate > 0 && memory.arrivals > limits.maxRate) return "maxrate";
+  if (memory.boxUntil !== undefined) return "box";
+  if (limits.maxConns > 0 && memory.open >= limits.maxConns) return "conns";
+  if (limits.maxRate > 0 && memory.arrivals > limits.maxRate) return "maxrate";
+  return undefined;
+}
+
+/** Why the client is refused, if it is: the memory's reasons, then -N. */
+function refusal(config: Config, facts: Facts): Refusal | undefined {
+  const byMemory = memoryRefusal(config, facts.memory);
+  if (byMemory) return byMemory;
   if (
     facts.tier === "noptr" && facts.lookup === "none" && !config.justDelay &&
     facts.roll < config.refuseNoptrPercent

@@ -5,7 +5,8 @@ import { type Ip, reverseName } from "./ip.ts";
 /**
  * How the name was found. `host`: TCPREMOTEHOST. `found`: our PTR query.
  * `none`: the DNS says there is none. `timeout` / `error`: the lookup failed
- * (counted as no name, logged as a failure). `skipped`: no time to look.
+ * (counted as no name, logged as a failure). `skipped`: no time to look
+ * (counted as no name). `unneeded`: no tier either.
  */
 export type Lookup =
   | { kind: "host"; name: string }
@@ -13,7 +14,9 @@ export type Lookup =
   | { kind: "none" }
   | { kind: "timeout" }
   | { kind: "error"; reason: string }
-  | { kind: "skipped" };
+  | { kind: "skipped" }
+  /** The verdict needs no name: an exempt client, or one the memory refuses at once. */
+  | { kind: "unneeded" };
 
 /** The name a lookup found, if any. */
 export function nameOf(lookup: Lookup): string | undefined {

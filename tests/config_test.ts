@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
 import {
   type Config,
+  DEFAULT_STORE,
   DEFAULTS,
   getopt,
+  MAX_COUNT,
   MAX_SECONDS,
+  MAX_TTL_SECONDS,
+  MEMORY_SETTINGS,
   parseConfig,
   parseDecimal,
   parseNameServer,
+  parseStore,
   USAGE,
   UsageError,
 } from "../src/config.ts";
@@ -584,4 +589,437 @@ Deno.test("UsageError is an Error named UsageError", () => {
   assert.ok(e instanceof Error);
   assert.equal(e.name, "UsageError");
   assert.equal(e.message, "x");
+});
+
+Deno.test("getopt() reads long options, with the value separate or after =", async (t) => {
+  const rows: {
+    name: string;
+    args: string[];
+    options: { letter: string; value: string }[];
+    rest: string[];
+  }[] = [
+    {
+      name: "--pass-ttl 60",
+      args: ["--pass-ttl", "60", "prog"],
+      options: [{ letter: "--pass-ttl", value: "60" }],
+      rest: ["prog"],
+    },
+    {
+      name: "--pass-ttl=60",
+      args: ["--pass-ttl=60", "prog"],
+      options: [{ letter: "--pass-ttl", value: "60" }],
+      rest: ["prog"],
+    },
+    {
+      name: "--store=URL keeps everything after the first =",
+      args: ["--store=redis://:a=b@host", "prog"],
+      options: [{ letter: "--store", value: "redis://:a=b@host" }],
+      rest: ["prog"],
+    },
+    {
+      name: "--allow= gives an empty value",
+      args: ["--allow=", "prog"],
+      options: [{ letter: "--allow", value: "" }],
+      rest: ["prog"],
+    },
+    {
+      name: "a separate value may start with a dash",
+      args: ["--store", "-S", "prog"],
+      options: [{ letter: "--store", value: "-S" }],
+      rest: ["prog"],
+    },
+    {
+      name: "long and short options mixed, in order",
+      args: ["-S", "--strikes", "2", "-d1", "--store=none", "prog", "--strikes", "9"],
+      options: [
+        { letter: "S", value: "" },
+        { letter: "--strikes", value: "2" },
+        { letter: "d", value: "1" },
+        { letter: "--store", value: "none" },
+      ],
+      rest: ["prog", "--strikes", "9"],
+    },
+    {
+      name: "-- ends the options: a long option after it is the program",
+      args: ["--", "--store", "none"],
+      options: [],
+      rest: ["--store", "none"],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      assert.deepEqual(getopt(row.args), { options: row.options, rest: row.rest });
+    });
+  }
+});
+
+Deno.test("getopt() rejects an unknown long option and a missing value", async (t) => {
+  const rows: { name: string; args: string[]; parts: string[] }[] = [
+    { name: "--nope", args: ["--nope", "prog"], parts: ['Unknown option "--nope"'] },
+    { name: "--nope=1", args: ["--nope=1", "prog"], parts: ['"--nope"'] },
+    { name: "wrong case", args: ["--Store", "none", "prog"], parts: ['"--Store"'] },
+    { name: "underscore for dash", args: ["--pass_ttl", "1", "prog"], parts: ['"--pass_ttl"'] },
+    { name: "a short option spelt long", args: ["--S", "prog"], parts: ['"--S"'] },
+    { name: "--help", args: ["--help"], parts: ['"--help"'] },
+    { name: "--=5", args: ["--=5", "prog"], parts: ['"--"'] },
+    { name: "--pass-ttl at the end", args: ["--pass-ttl"], parts: ["--pass-ttl", "needs a value"] },
+    { name: "--store at the end", args: ["-S", "--store"], parts: ["--store", "needs a value"] },
+    { name: "--allow at the end", args: ["--allow"], parts: ["--allow", "needs a value"] },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      assertUsageError(() => getopt(row.args), ...row.parts);
+    });
+  }
+});
+
+Deno.test("MEMORY_SETTINGS pairs each option with its SMTPDELAY_ variable and a distinct field", () => {
+  for (const [option, variable] of MEMORY_SETTINGS) {
+    const want = `SMTPDELAY_${option.toUpperCase().replaceAll("-", "_")}`;
+    assert.equal(variable, want, `--${option}: got ${variable}, want ${want}`);
+  }
+  const fields = MEMORY_SETTINGS.map(([, , field]) => field);
+  assert.equal(new Set(fields).size, fields.length, `fields repeat: ${fields.join(" ")}`);
+  assert.equal(fields.length, 12);
+});
+
+/** A setting's value as parseConfig keeps it: seconds in ms, counts as they are. */
+const kept = (unit: "seconds" | "count", n: number) => unit === "seconds" ? n * 1000 : n;
+
+Deno.test("parseConfig() reads each memory setting from its option and its variable", async (t) => {
+  for (const [option, variable, field, unit, fallback] of MEMORY_SETTINGS) {
+    await t.step(`--${option} / ${variable}`, async (t) => {
+      const rows: { name: string; args: string[]; env: Env; want: number }[] = [
+        { name: "default", args: [], env: {}, want: kept(unit, fallback) },
+        { name: `--${option} 7`, args: [`--${option}`, "7"], env: {}, want: kept(unit, 7) },
+        { name: `--${option}=7`, args: [`--${option}=7`], env: {}, want: kept(unit, 7) },
+        { name: `--${option} 0`, args: [`--${option}`, "0"], env: {}, want: 0 },
+        {
+          name: "the last of a repeated option wins",
+          args: [`--${option}`, "7", `--${option}=8`],
+          env: {},
+          want: kept(unit, 8),
+        },
+        { name: `${variable}=9`, args: [], env: { [variable]: "9" }, want: kept(unit, 9) },
+        {
+          name: "the variable wins over the option",
+          args: [`--${option}`, "7"],
+          env: { [variable]: "9" },
+          want: kept(unit, 9),
+        },
+        {
+          name: "the variable 0 wins over the option",
+          args: [`--${option}`, "7"],
+          env: { [variable]: "0" },
+          want: 0,
+        },
+        {
+          name: "an empty variable counts as unset: the option",
+          args: [`--${option}`, "7"],
+          env: { [variable]: "" },
+          want: kept(unit, 7),
+        },
+        {
+          name: "an empty variable counts as unset: the default",
+          args: [],
+          env: { [variable]: "" },
+          want: kept(unit, fallback),
+        },
+      ];
+      for (const row of rows) {
+        await t.step(row.name, () => {
+          const memory = run([...row.args, "prog"], row.env).memory;
+          const got = memory[field];
+          assert.equal(got, row.want, `${field}: got ${got}, want ${row.want}`);
+          // and nothing else moved
+          const others = run(["prog"]).memory;
+          for (const [, , other] of MEMORY_SETTINGS) {
+            if (other !== field) assert.equal(memory[other], others[other], `${other} moved`);
+          }
+        });
+      }
+    });
+  }
+});
+
+Deno.test("parseConfig() takes seconds up to 30 days and whole counts up to a million", async (t) => {
+  const rows: { args: string[]; field: keyof Config["memory"]; want: number }[] = [
+    { args: ["--pass-ttl", "2592000"], field: "passTtlMs", want: 2_592_000_000 },
+    { args: ["--penalty-ttl", "2592000.000"], field: "penaltyTtlMs", want: 2_592_000_000 },
+    { args: ["--box", "0.5"], field: "boxMs", want: 500 },
+    { args: ["--rate-step", "0.001"], field: "rateStepMs", want: 1 },
+    { args: ["--window", "90.25"], field: "windowMs", want: 90_250 },
+    { args: ["--live-ttl", "301"], field: "liveTtlMs", want: 301_000 }, // more than -d's 300
+    { args: ["--strikes", "1000000"], field: "strikes", want: 1_000_000 },
+    { args: ["--rate", "0000001"], field: "rate", want: 1 },
+    { args: ["--max-conns", "999999"], field: "maxConns", want: 999_999 },
+  ];
+  for (const row of rows) {
+    await t.step(row.args.join(" "), () => {
+      const got = run([...row.args, "prog"]).memory[row.field];
+      assert.equal(got, row.want, `got ${got}, want ${row.want}`);
+    });
+  }
+  assert.equal(MAX_TTL_SECONDS, 2_592_000);
+  assert.equal(MAX_COUNT, 1_000_000);
+});
+
+Deno.test("parseConfig() rejects a bad memory setting, naming it and quoting the value", async (t) => {
+  const seconds = ["2592001", "2592000.5", "-1", "", "abc", "1e3", "1,5", " 1", "1.", ".5", "+1"];
+  const counts = ["1.5", "1.0", "1000001", "9999999", "01000000", "-1", "", "abc", "1e3", " 1"];
+  for (const [option, variable, , unit] of MEMORY_SETTINGS) {
+    for (const text of unit === "seconds" ? seconds : counts) {
+      const range = unit === "seconds" ? "from 0 to 2592000" : "from 0 to 1000000";
+      await t.step(`--${option} ${JSON.stringify(text)}`, () => {
+        assertUsageError(
+          () => parseConfig([`--${option}`, text, "prog"], {}),
+          `--${option}`,
+          range,
+          `"${text}"`,
+        );
+      });
+      if (text === "") continue; // an empty variable is unset
+      await t.step(`${variable}=${JSON.stringify(text)}`, () => {
+        assertUsageError(() => parseConfig(["prog"], { [variable]: text }), variable, `"${text}"`);
+      });
+    }
+  }
+});
+
+// A broken run file must fail for every client, not only for those tcprules overrides.
+Deno.test("parseConfig() rejects a bad long option even when its variable overrides it", async (t) => {
+  const rows: { args: string[]; env: Env; parts: string[] }[] = [
+    {
+      args: ["--pass-ttl", "abc"],
+      env: { SMTPDELAY_PASS_TTL: "5" },
+      parts: ["--pass-ttl", '"abc"'],
+    },
+    { args: ["--strikes", "1.5"], env: { SMTPDELAY_STRIKES: "2" }, parts: ["--strikes", '"1.5"'] },
+    {
+      args: ["--max-conns", "-1"],
+      env: { SMTPDELAY_MAX_CONNS: "2" },
+      parts: ["--max-conns", '"-1"'],
+    },
+    {
+      args: ["--store", "mysql://x"],
+      env: { SMTPDELAY_STORE: "none" },
+      parts: ["--store", '"mysql://x"'],
+    },
+    {
+      args: ["--store-timeout", "11"],
+      env: { SMTPDELAY_STORE_TIMEOUT: "1" },
+      parts: ["--store-timeout", '"11"'],
+    },
+    {
+      // an earlier value that a later one replaces is checked too
+      args: ["--box", "x", "--box", "5"],
+      env: {},
+      parts: ["--box", '"x"'],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env)}`, () => {
+      assertUsageError(() => parseConfig([...row.args, "prog"], row.env), ...row.parts);
+    });
+  }
+});
+
+Deno.test("parseConfig() checks a bad memory variable even when its option is good", () => {
+  assertUsageError(
+    () => parseConfig(["--rate", "5", "prog"], { SMTPDELAY_RATE: "fast" }),
+    "SMTPDELAY_RATE",
+    '"fast"',
+  );
+});
+
+Deno.test("parseStore() accepts none, an absolute SQLite path and a Redis URL", async (t) => {
+  const rows = [
+    "none",
+    "sqlite:/var/x.db",
+    "sqlite:/var/lib/smtp-delay/state.db",
+    "sqlite:/x",
+    "sqlite:/dir with space/x.db",
+    "redis://127.0.0.1:6379/2",
+    "redis://:pw@[::1]:6380",
+    "redis://localhost",
+    "redis://redis.example.net:6379",
+    "redis://[2001:db8::1]/0",
+    "redis://10.0.0.1/15",
+    "redis://:@host",
+    "redis://host:65535",
+    "redis://host:1",
+    "redis://host/123",
+    "redis://user:pw@host",
+    "redis://pw@host",
+  ];
+  for (const text of rows) {
+    await t.step(text, () => {
+      assert.equal(parseStore(text, "--store"), text);
+    });
+  }
+});
+
+Deno.test("parseStore() rejects anything else, naming the option and quoting the value", async (t) => {
+  const rows = [
+    "sqlite:relative",
+    "sqlite:relative/x.db",
+    "sqlite:/dir/",
+    "sqlite:/",
+    "sqlite:",
+    "sqlite",
+    "/var/x.db",
+    "mysql://x",
+    "redis://host:99999999",
+    "redis://",
+    "redis://host:",
+    "redis://host:abc",
+    "redis://host/db",
+    "redis://host:6379/2/3",
+    "redis://ho st",
+    "rediss://host",
+    "REDIS://host",
+    "NONE",
+    "",
+  ];
+  for (const text of rows) {
+    await t.step(JSON.stringify(text), () => {
+      assertUsageError(() => parseStore(text, "--store"), "--store", `"${text}"`);
+    });
+  }
+});
+
+// A port out of range is the run file's mistake: exit 100, not a warning per connection.
+Deno.test({
+  name: "parseStore() rejects a Redis port out of 1..65535",
+  fn: async (t) => {
+    for (const text of ["redis://host:65536", "redis://host:99999", "redis://host:0"]) {
+      await t.step(text, () => {
+        assertUsageError(() => parseStore(text, "--store"), "--store", `"${text}"`);
+      });
+    }
+  },
+});
+
+Deno.test("parseConfig() reads the store from --store and SMTPDELAY_STORE", async (t) => {
+  const rows: { name: string; args: string[]; env: Env; want: string }[] = [
+    { name: "the default", args: [], env: {}, want: DEFAULT_STORE },
+    { name: "--store none", args: ["--store", "none"], env: {}, want: "none" },
+    {
+      name: "--store=sqlite:/var/x.db",
+      args: ["--store=sqlite:/var/x.db"],
+      env: {},
+      want: "sqlite:/var/x.db",
+    },
+    {
+      name: "SMTPDELAY_STORE wins over --store",
+      args: ["--store", "sqlite:/var/x.db"],
+      env: { SMTPDELAY_STORE: "redis://127.0.0.1:6379/2" },
+      want: "redis://127.0.0.1:6379/2",
+    },
+    {
+      name: "an empty SMTPDELAY_STORE counts as unset",
+      args: ["--store", "none"],
+      env: { SMTPDELAY_STORE: "" },
+      want: "none",
+    },
+    {
+      name: "SMTPDELAY_STORE alone",
+      args: [],
+      env: { SMTPDELAY_STORE: "redis://:pw@[::1]:6380" },
+      want: "redis://:pw@[::1]:6380",
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      assert.equal(run([...row.args, "prog"], row.env).store, row.want);
+    });
+  }
+  assert.equal(DEFAULT_STORE, "sqlite:/var/lib/smtp-delay/state.db");
+});
+
+Deno.test("parseConfig() rejects a bad store, naming where it came from", async (t) => {
+  const rows: { args: string[]; env: Env; parts: string[] }[] = [
+    { args: ["--store", "sqlite:relative"], env: {}, parts: ["--store", '"sqlite:relative"'] },
+    { args: ["--store="], env: {}, parts: ["--store", '""'] },
+    {
+      args: [],
+      env: { SMTPDELAY_STORE: "sqlite:/dir/" },
+      parts: ["SMTPDELAY_STORE", '"sqlite:/dir/"'],
+    },
+    {
+      args: ["--store", "none"],
+      env: { SMTPDELAY_STORE: "redis://host:99999999" },
+      parts: ["SMTPDELAY_STORE", '"redis://host:99999999"'],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env)}`, () => {
+      assertUsageError(() => parseConfig([...row.args, "prog"], row.env), ...row.parts);
+    });
+  }
+});
+
+Deno.test("parseConfig() wants a store deadline above 0", () => {
+  for (const text of ["0", "0.0004"]) {
+    assertUsageError(
+      () => parseConfig(["--store-timeout", text, "prog"], {}),
+      "--store-timeout",
+      `"${text}"`,
+    );
+  }
+});
+
+Deno.test("parseConfig() reads the store deadline in seconds, at most 10", async (t) => {
+  const rows: { args: string[]; env: Env; want: number }[] = [
+    { args: [], env: {}, want: 200 },
+    { args: ["--store-timeout", "0.5"], env: {}, want: 500 },
+    { args: ["--store-timeout=10"], env: {}, want: 10_000 },
+    { args: ["--store-timeout", "1"], env: { SMTPDELAY_STORE_TIMEOUT: "2" }, want: 2000 },
+    { args: ["--store-timeout", "1"], env: { SMTPDELAY_STORE_TIMEOUT: "" }, want: 1000 },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ") || "(default)"} ${JSON.stringify(row.env)}`, () => {
+      const got = run([...row.args, "prog"], row.env).storeTimeoutMs;
+      assert.equal(got, row.want, `got ${got}, want ${row.want}`);
+    });
+  }
+  for (const text of ["10.5", "11", "-1", "", "0.2s", "1e1"]) {
+    await t.step(`--store-timeout ${JSON.stringify(text)} is rejected`, () => {
+      assertUsageError(
+        () => parseConfig(["--store-timeout", text, "prog"], {}),
+        "--store-timeout",
+        "from 0 to 10",
+        `"${text}"`,
+      );
+    });
+  }
+  await t.step("a bad SMTPDELAY_STORE_TIMEOUT is rejected", () => {
+    assertUsageError(
+      () => parseConfig(["prog"], { SMTPDELAY_STORE_TIMEOUT: "soon" }),
+      "SMTPDELAY_STORE_TIMEOUT",
+      '"soon"',
+    );
+  });
+});
+
+Deno.test("parseConfig() reads the allowlist file from --allow and SMTPDELAY_ALLOW", async (t) => {
+  const rows: { args: string[]; env: Env; want: string | undefined }[] = [
+    { args: [], env: {}, want: undefined },
+    { args: ["--allow", "/etc/smtp-delay/allow"], env: {}, want: "/etc/smtp-delay/allow" },
+    { args: ["--allow=/etc/a"], env: {}, want: "/etc/a" },
+    { args: ["--allow="], env: {}, want: undefined },
+    { args: ["--allow", "/etc/a"], env: { SMTPDELAY_ALLOW: "/etc/b" }, want: "/etc/b" },
+    { args: ["--allow", "/etc/a"], env: { SMTPDELAY_ALLOW: "" }, want: "/etc/a" },
+    { args: [], env: { SMTPDELAY_ALLOW: "/etc/b" }, want: "/etc/b" },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ") || "(none)"} ${JSON.stringify(row.env)}`, () => {
+      assert.equal(run([...row.args, "prog"], row.env).allowFile, row.want);
+    });
+  }
+});
+
+Deno.test("parseConfig() keeps the memory settings frozen", () => {
+  const config = run(["--strikes", "2", "prog"]);
+  assert.ok(Object.isFrozen(config.memory), "config.memory is not frozen");
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { type Config, parseConfig } from "../src/config.ts";
-import { decide, type Facts, type Verdict } from "../src/decide.ts";
-import { EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
+import { decide, delayFor, type Facts, type Verdict } from "../src/decide.ts";
+import type { Recall } from "../src/history.ts";
+import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
 import type { Watched } from "../src/watch.ts";
 
 /** A Config as the command line and environment would give it. */
@@ -330,4 +331,443 @@ Deno.test("decide() hands a quiet client on once its delay is over", async (t) =
       want: PASS_JUSTDELAY,
     },
   ]);
+});
+
+/** What the memory says of a first contact: nothing; rows change what they test. */
+const NOTHING: Recall = Object.freeze({
+  passed: false,
+  penalised: false,
+  boxUntil: undefined,
+  arrivals: 1,
+  open: 0,
+  rateWaitMs: 0,
+});
+const memory = (changes: Partial<Recall>): Recall => ({ ...NOTHING, ...changes });
+const BOXED = memory({ penalised: true, boxUntil: Date.UTC(2026, 10, 24, 13) });
+
+Deno.test("delayFor() picks the delay by tier and memory, and names the rules it applied", async (t) => {
+  // ptr 1 s, dynamic 5 s, noptr 9 s.
+  const delays = config(["-d", "1", "-D", "5", "-P", "9"]);
+  const rows: {
+    name: string;
+    tier: "ptr" | "dynamic" | "noptr";
+    memory: Recall | undefined;
+    want: { delayMs: number; applied: string[] };
+  }[] = [
+    {
+      name: "no memory: ptr",
+      tier: "ptr",
+      memory: undefined,
+      want: { delayMs: 1000, applied: [] },
+    },
+    {
+      name: "no memory: dynamic",
+      tier: "dynamic",
+      memory: undefined,
+      want: { delayMs: 5000, applied: [] },
+    },
+    {
+      name: "no memory: noptr",
+      tier: "noptr",
+      memory: undefined,
+      want: { delayMs: 9000, applied: [] },
+    },
+    {
+      name: "a memory that says nothing: the tier's",
+      tier: "dynamic",
+      memory: NOTHING,
+      want: { delayMs: 5000, applied: [] },
+    },
+    {
+      name: "penalty: noptr's delay for a ptr client",
+      tier: "ptr",
+      memory: memory({ penalised: true }),
+      want: { delayMs: 9000, applied: ["penalty"] },
+    },
+    {
+      name: "penalty on a noptr client: the same delay, still named",
+      tier: "noptr",
+      memory: memory({ penalised: true }),
+      want: { delayMs: 9000, applied: ["penalty"] },
+    },
+    {
+      name: "penalty wins over a recent pass",
+      tier: "dynamic",
+      memory: memory({ penalised: true, passed: true }),
+      want: { delayMs: 9000, applied: ["penalty"] },
+    },
+    {
+      name: "passed: ptr's delay for a noptr client",
+      tier: "noptr",
+      memory: memory({ passed: true }),
+      want: { delayMs: 1000, applied: ["passed"] },
+    },
+    {
+      name: "passed: ptr's delay for a dynamic client",
+      tier: "dynamic",
+      memory: memory({ passed: true }),
+      want: { delayMs: 1000, applied: ["passed"] },
+    },
+    {
+      name: "passed on a ptr client: the same delay, still named",
+      tier: "ptr",
+      memory: memory({ passed: true }),
+      want: { delayMs: 1000, applied: ["passed"] },
+    },
+    {
+      name: "rate: a longer wait than the tier's",
+      tier: "ptr",
+      memory: memory({ rateWaitMs: 3000 }),
+      want: { delayMs: 3000, applied: ["rate"] },
+    },
+    {
+      name: "rate: a shorter wait than the tier's changes nothing",
+      tier: "dynamic",
+      memory: memory({ rateWaitMs: 3000 }),
+      want: { delayMs: 5000, applied: [] },
+    },
+    {
+      name: "rate: an equal wait changes nothing",
+      tier: "dynamic",
+      memory: memory({ rateWaitMs: 5000 }),
+      want: { delayMs: 5000, applied: [] },
+    },
+    {
+      name: "rate after a pass: longer than the pass's short delay",
+      tier: "dynamic",
+      memory: memory({ passed: true, rateWaitMs: 2000 }),
+      want: { delayMs: 2000, applied: ["passed", "rate"] },
+    },
+    {
+      name: "rate after a penalty: longer than noptr's",
+      tier: "ptr",
+      memory: memory({ penalised: true, rateWaitMs: 20_000 }),
+      want: { delayMs: 20_000, applied: ["penalty", "rate"] },
+    },
+    {
+      name: "rate shorter than the penalty",
+      tier: "ptr",
+      memory: memory({ penalised: true, rateWaitMs: 8_000 }),
+      want: { delayMs: 9000, applied: ["penalty"] },
+    },
+    {
+      name: "a box, limits and arrivals do not change the delay",
+      tier: "dynamic",
+      memory: memory({ boxUntil: 1, open: 50, arrivals: 500 }),
+      want: { delayMs: 5000, applied: [] },
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      assert.deepEqual(delayFor(delays, row.tier, row.memory), row.want);
+    });
+  }
+});
+
+Deno.test("delayFor() follows the per-client variables for the tier delays", () => {
+  const delays = config(["-d", "1", "-P", "9"], { SMTPDELAYP: "2", SMTPDELAYd: "0" });
+  assert.deepEqual(delayFor(delays, "ptr", memory({ penalised: true })), {
+    delayMs: 2000,
+    applied: ["penalty"],
+  });
+  assert.deepEqual(delayFor(delays, "noptr", memory({ passed: true })), {
+    delayMs: 0,
+    applied: ["passed"],
+  });
+});
+
+const refused = (
+  standalone: boolean,
+  text: string,
+  refusal: "box" | "conns" | "maxrate",
+): Verdict =>
+  standalone
+    ? { kind: "reply", event: "refused", reply: `421 ${text}\r\n`, refusal }
+    : { kind: "pass", event: "refused", rblsmtpd: text, refusal };
+const REPLY_BOXED = refused(true, BOXED_TEXT, "box");
+const PASS_BOXED = refused(false, BOXED_TEXT, "box");
+
+Deno.test("decide() lets an exempt client through at once, whatever it did or is remembered for", async (t) => {
+  await table(t, [
+    { name: "quiet, the delay not over", args: [], facts: { exempt: true }, want: PASS },
+    { name: "with -S", args: ["-S"], facts: { exempt: true }, want: PASS },
+    {
+      name: "while the lookup is pending",
+      args: ["-S"],
+      facts: { exempt: true, tier: undefined, lookup: "pending" },
+      want: PASS,
+    },
+    {
+      name: "even an early talker, with -S: no 451",
+      args: ["-S"],
+      facts: { exempt: true, watched: EARLY },
+      want: PASS,
+    },
+    {
+      name: "even an early talker, without -S: RBLSMTPD untouched",
+      args: [],
+      facts: { exempt: true, watched: EARLY },
+      want: PASS,
+    },
+    {
+      name: "an early talker under JUSTDELAY: RBLSMTPD empty",
+      args: ["-S"],
+      env: { SMTPDELAY: "JUSTDELAY" },
+      facts: { exempt: true, watched: EARLY },
+      want: PASS_JUSTDELAY,
+    },
+    {
+      name: "quiet under JUSTDELAY: RBLSMTPD empty",
+      args: [],
+      env: { SMTPDELAY: "JUSTDELAY" },
+      facts: { exempt: true },
+      want: PASS_JUSTDELAY,
+    },
+    {
+      name: "boxed: no 421",
+      args: ["-S"],
+      facts: { exempt: true, memory: BOXED },
+      want: PASS,
+    },
+    {
+      name: "over --max-conns and --max-rate: no 421",
+      args: ["-S", "--max-conns", "1", "--max-rate", "1"],
+      facts: { exempt: true, memory: memory({ open: 5, arrivals: 5 }) },
+      want: PASS,
+    },
+    {
+      name: "no PTR under -N 100: no 421",
+      args: ["-S", "-N", "100"],
+      facts: { ...NO_NAME, exempt: true, roll: 0 },
+      want: PASS,
+    },
+  ]);
+});
+
+Deno.test("decide() still drops an exempt client that hung up", async (t) => {
+  await table(t, [
+    { name: "with -S", args: ["-S"], facts: { exempt: true, watched: CLOSED }, want: DROP },
+    {
+      name: "under JUSTDELAY",
+      args: [],
+      env: { SMTPDELAY: "JUSTDELAY" },
+      facts: { exempt: true, watched: CLOSED },
+      want: DROP,
+    },
+  ]);
+});
+
+Deno.test("decide() refuses a boxed client with 421 at once", async (t) => {
+  await table(t, [
+    {
+      name: "with -S: 421 and the box text",
+      args: ["-S"],
+      facts: { memory: BOXED },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "without -S: RBLSMTPD carries the box text",
+      args: [],
+      facts: { memory: BOXED },
+      want: PASS_BOXED,
+    },
+    {
+      name: "after the delay too",
+      args: ["-S"],
+      facts: { memory: BOXED, delayOver: true },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "while the lookup is pending",
+      args: ["-S"],
+      facts: { memory: BOXED, tier: undefined, lookup: "pending" },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "boxed though it passed recently",
+      args: ["-S"],
+      facts: { memory: memory({ passed: true, boxUntil: 1 }) },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "the box before the limits and -N",
+      args: ["-S", "-N", "100", "--max-conns", "1", "--max-rate", "1"],
+      facts: { ...NO_NAME, roll: 0, memory: memory({ boxUntil: 1, open: 9, arrivals: 9 }) },
+      want: REPLY_BOXED,
+    },
+  ]);
+});
+
+Deno.test("decide() refuses a client over --max-conns or --max-rate with 421", async (t) => {
+  const BUSY_CONNS = refused(true, BUSY_TEXT, "conns");
+  const BUSY_RATE = refused(true, BUSY_TEXT, "maxrate");
+  await table(t, [
+    {
+      name: "--max-conns 2, two others open: refused",
+      args: ["-S", "--max-conns", "2"],
+      facts: { memory: memory({ open: 2 }) },
+      want: BUSY_CONNS,
+    },
+    {
+      name: "--max-conns 2, more open: refused",
+      args: ["-S", "--max-conns", "2"],
+      facts: { memory: memory({ open: 7 }) },
+      want: BUSY_CONNS,
+    },
+    {
+      name: "--max-conns 2, one other open: waits",
+      args: ["-S", "--max-conns", "2"],
+      facts: { memory: memory({ open: 1 }) },
+      want: WAIT,
+    },
+    {
+      name: "--max-conns 1, none other open: passes after its delay",
+      args: ["-S", "--max-conns", "1"],
+      facts: { memory: memory({ open: 0 }), delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "--max-conns without -S: RBLSMTPD",
+      args: ["--max-conns", "1"],
+      facts: { memory: memory({ open: 1 }) },
+      want: refused(false, BUSY_TEXT, "conns"),
+    },
+    {
+      name: "--max-conns 0 is off",
+      args: ["-S", "--max-conns", "0"],
+      facts: { memory: memory({ open: 1000 }), delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "--max-conns is off by default",
+      args: ["-S"],
+      facts: { memory: memory({ open: 1000 }), delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "SMTPDELAY_MAX_CONNS sets it for one client",
+      args: ["-S", "--max-conns", "50"],
+      env: { SMTPDELAY_MAX_CONNS: "1" },
+      facts: { memory: memory({ open: 1 }) },
+      want: BUSY_CONNS,
+    },
+    {
+      name: "--max-rate 10, the 11th arrival: refused",
+      args: ["-S", "--max-rate", "10"],
+      facts: { memory: memory({ arrivals: 11 }) },
+      want: BUSY_RATE,
+    },
+    {
+      name: "--max-rate 10, the 10th arrival: waits",
+      args: ["-S", "--max-rate", "10"],
+      facts: { memory: memory({ arrivals: 10 }) },
+      want: WAIT,
+    },
+    {
+      name: "--max-rate without -S: RBLSMTPD",
+      args: ["--max-rate", "1"],
+      facts: { memory: memory({ arrivals: 2 }) },
+      want: refused(false, BUSY_TEXT, "maxrate"),
+    },
+    {
+      name: "--max-rate 0 is off",
+      args: ["-S", "--max-rate", "0"],
+      facts: { memory: memory({ arrivals: 1000 }), delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "--max-rate is off by default",
+      args: ["-S"],
+      facts: { memory: memory({ arrivals: 1000 }), delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "both over: conns is named",
+      args: ["-S", "--max-conns", "1", "--max-rate", "1"],
+      facts: { memory: memory({ open: 1, arrivals: 2 }) },
+      want: BUSY_CONNS,
+    },
+    {
+      name: "the limits before -N",
+      args: ["-S", "-N", "100", "--max-rate", "1"],
+      facts: { ...NO_NAME, roll: 0, memory: memory({ arrivals: 2 }) },
+      want: BUSY_RATE,
+    },
+    {
+      name: "penalised (not boxed) within the limits: waits its delay",
+      args: ["-S", "--max-conns", "1"],
+      facts: { memory: memory({ penalised: true }) },
+      want: WAIT,
+    },
+  ]);
+});
+
+Deno.test("decide() puts early talk before every refusal, and a hang-up before everything", async (t) => {
+  const over = memory({ boxUntil: 1, open: 9, arrivals: 9 });
+  const limits = ["--max-conns", "1", "--max-rate", "1"];
+  await table(t, [
+    {
+      name: "boxed and early, -S: 451",
+      args: ["-S"],
+      facts: { memory: BOXED, watched: EARLY },
+      want: REPLY_451,
+    },
+    {
+      name: "boxed and early, without -S: the early text",
+      args: [],
+      facts: { memory: BOXED, watched: EARLY },
+      want: PASS_EARLY,
+    },
+    {
+      name: "over the limits and early: 451",
+      args: ["-S", ...limits],
+      facts: { memory: memory({ open: 9, arrivals: 9 }), watched: EARLY },
+      want: REPLY_451,
+    },
+    {
+      name: "boxed and gone: dropped",
+      args: ["-S", ...limits],
+      facts: { memory: over, watched: CLOSED },
+      want: DROP,
+    },
+  ]);
+});
+
+Deno.test("decide() without memory, or with a memory that says nothing, is issue 3's decide()", async (t) => {
+  const watches: Watched[] = [QUIET, EARLY, CLOSED];
+  const lookups: Partial<Facts>[] = [
+    { tier: "ptr", lookup: "found" },
+    { tier: "dynamic", lookup: "host" },
+    { tier: "noptr", lookup: "none" },
+    { tier: "noptr", lookup: "timeout" },
+    { tier: undefined, lookup: "pending" },
+  ];
+  const argses = [[], ["-S"], ["-S", "-N", "100"], ["-N", "100"]];
+  const limits = ["--max-conns", "1", "--max-rate", "1", "--strikes", "1"];
+  for (const args of argses) {
+    for (const justDelay of [false, true]) {
+      const env: Record<string, string> = justDelay ? { SMTPDELAY: "JUSTDELAY" } : {};
+      await t.step(`${args.join(" ") || "(no options)"}${justDelay ? " JUSTDELAY" : ""}`, () => {
+        const plain = config(args, env);
+        const limited = config([...args, ...limits], env);
+        for (const watched of watches) {
+          for (const lookup of lookups) {
+            for (const delayOver of [false, true]) {
+              const base = facts({ ...lookup, watched, delayOver, roll: 0 });
+              const want = decide(plain, base);
+              for (
+                const [name, got] of [
+                  ["undefined with limits", decide(limited, base)],
+                  ["nothing", decide(plain, { ...base, memory: NOTHING })],
+                  ["nothing with limits", decide(limited, { ...base, memory: NOTHING })],
+                ] as const
+              ) {
+                assert.deepEqual(got, want, `${name}: ${JSON.stringify(base)}`);
+              }
+            }
+          }
+        }
+      });
+    }
+  }
 });

@@ -10,10 +10,14 @@ export function memoryStore(now: () => number = Date.now): Store {
   };
   return {
     update(key: string, change: Change) {
-      const next = change(live(key));
-      if (next) records.set(key, next);
-      else records.delete(key);
-      return Promise.resolve(next?.record);
+      try {
+        const next = change(live(key));
+        if (next) records.set(key, next);
+        else records.delete(key);
+        return Promise.resolve(next?.record);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     },
     get: (key) => Promise.resolve(live(key)),
     list: () =>
@@ -23,7 +27,11 @@ export function memoryStore(now: () => number = Date.now): Store {
           return r ? [[k, r] as [string, Record]] : [];
         }),
       ),
-    delete: (key) => Promise.resolve(live(key) !== undefined && records.delete(key)),
+    delete(key) {
+      const had = live(key) !== undefined;
+      records.delete(key);
+      return Promise.resolve(had);
+    },
     expire(at) {
       let n = 0;
       for (const [k, e] of records) if (e.expiresAt <= at && records.delete(k)) n++;

@@ -8,14 +8,17 @@
  * (`SET ... PXAT`), so Redis expires records by itself. `update` is atomic
  * across processes and hosts by optimistic locking: WATCH and GET, run the
  * change, then MULTI, SET or DEL, EXEC; EXEC answers nil when another client
- * changed the key in between, and the update starts over.
+ * changed the key in between, and the update starts over after a short
+ * random pause.
  *
  * Every operation, connecting included, ends within `timeoutMs` or fails with
  * a StoreError that says why; the deadline is the caller's (libc().sleep on
  * the per-connection path: no timer). A connection that timed out or failed is
- * closed, and the next operation opens a new one.
+ * closed, and the next operation opens a new one; one that the server closed
+ * while it was idle is replaced on the spot. An update that timed out while
+ * its EXEC was on the way may or may not have been applied.
  */
-import { type Change, type Record, type Store, StoreError } from "./store.ts";
+import { type Change, parseRecord, type Record, type Store, StoreError } from "./store.ts";
 
 /** The prefix of every key this store writes. */
 export const KEY_PREFIX = "smtp-delay:";
@@ -269,10 +272,22 @@ class Link {
   readonly #parser = new ReplyParser();
   readonly #chunk = new Uint8Array(16 * 1024);
   #closed: string | undefined;
+  #replies = 0;
+  #hungUp = false;
 
   constructor(conn: Deno.TcpConn, fail: (why: string) => StoreError) {
     this.#conn = conn;
     this.#fail = fail;
+  }
+
+  /** How many replies this connection has read. */
+  get replies(): number {
+    return this.#replies;
+  }
+
+  /** Whether the server hung up (end of stream, reset) between two replies. */
+  get hungUp(): boolean {
+    return this.#hungUp;
   }
 
   /** Sends `commands` in one write and returns their replies, in order. */
@@ -286,10 +301,12 @@ class Link {
         const reply = this.#parser.next();
         if (reply !== undefined) {
           replies.push(reply);
+          this.#replies++;
           continue;
         }
         const n = await this.#conn.read(this.#chunk);
         if (n === null) {
+          this.#hungUp = this.#parser.pending === 0;
           throw this.#fail(
             this.#parser.pending > 0
               ? "connection closed by the server in the middle of a reply"
@@ -304,6 +321,8 @@ class Link {
       if (e instanceof StoreError) throw e;
       if (this.#closed !== undefined) throw this.#fail(this.#closed);
       if (e instanceof ProtocolError) throw this.#fail(`unparsable reply: ${e.message}`);
+      this.#hungUp = e instanceof Deno.errors.ConnectionReset ||
+        e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionAborted;
       throw this.#fail(describe(e));
     }
   }
@@ -330,7 +349,9 @@ const TIMEOUT = Symbol("timeout");
  * AUTH and SELECT when given) and returns the store. Every operation, this
  * connection included, ends within `timeoutMs` as measured by `deadline`
  * (libc().sleep on the per-connection path) or fails with a StoreError.
- * Operations on one store run one after the other, each with its own deadline.
+ * `deadline` also times the pauses between the attempts of a conflicting
+ * update. Operations on one store run one after the other, each with its own
+ * deadline from when its turn comes.
  */
 export async function openRedis(
   url: string,
@@ -471,17 +492,30 @@ class RedisStore implements Store {
     const abort = new AbortController();
     let link = this.#link;
     const attempt = (async () => {
-      link ??= await this.#open(abort.signal, (opened) => link = opened);
+      const kept = link;
+      if (kept !== undefined) {
+        const before = kept.replies;
+        try {
+          return await work(kept);
+        } catch (e) {
+          // The server closed the kept connection while it was idle (its
+          // idle timeout, a restart) and answered nothing, so nothing was
+          // done: once, start over on a new connection.
+          if (!kept.hungUp || kept.replies !== before || abort.signal.aborted) throw e;
+          kept.close("connection closed by the server");
+          if (this.#link === kept) this.#link = undefined;
+          link = undefined;
+        }
+      }
+      link = await this.#open(abort.signal, (opened) => link = opened);
       return await work(link);
     })();
     const late = this.#deadline(this.#timeoutMs).then(() => TIMEOUT);
     try {
       const result = await Promise.race([attempt, late]);
       if (result !== TIMEOUT) return result as T;
-      const why = `timed out after ${this.#timeoutMs} ms`;
       abort.abort();
-      link?.close(why);
-      throw this.#error(why);
+      throw this.#error(`timed out after ${this.#timeoutMs} ms`);
     } catch (e) {
       if (link !== undefined) {
         link.close("connection closed after a failure");
@@ -494,7 +528,7 @@ class RedisStore implements Store {
   /**
    * A new connection, authenticated and on its database, kept for the next
    * operations. `opened` learns of it as soon as it exists, so that a timeout
-   * during AUTH or SELECT closes it.
+   * during AUTH or SELECT closes it (and close() too).
    */
   async #open(signal: AbortSignal, opened: (link: Link) => void): Promise<Link> {
     const { host, port, username, password, db } = this.#target;
@@ -506,10 +540,12 @@ class RedisStore implements Store {
     }
     const link = new Link(conn, (why) => this.#error(why));
     opened(link);
-    if (signal.aborted) {
-      link.close("connection abandoned");
-      throw this.#error("connection abandoned");
+    if (signal.aborted || this.#closed) {
+      const why = this.#closed ? "store closed" : "connection abandoned";
+      link.close(why);
+      throw this.#error(why);
     }
+    this.#link = link;
     try {
       conn.setNoDelay(true);
     } catch {
@@ -521,7 +557,6 @@ class RedisStore implements Store {
     }
     if (db !== 0) hello.push(["SELECT", String(db)]);
     if (hello.length > 0) { for (const reply of await link.call(hello)) this.#expectOk(reply); }
-    if (!this.#closed && !signal.aborted) this.#link = link;
     return link;
   }
 
@@ -546,19 +581,4 @@ class RedisStore implements Store {
     if (!Number.isFinite(expiresAt)) throw this.#error(`invalid expiry ${expiresAt}`);
     return String(Math.max(1, Math.ceil(expiresAt)));
   }
-}
-
-/** The record stored as `json`, or undefined if it is not JSON or not shaped like a record. */
-export function parseRecord(json: string): Record | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const r = value as { [k: string]: unknown };
-  const ok = typeof r.strikes === "number" && typeof r.boxes === "number" &&
-    Array.isArray(r.arrivals) && Array.isArray(r.live);
-  return ok ? value as Record : undefined;
 }

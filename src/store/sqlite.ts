@@ -6,7 +6,7 @@
  * processes read-modify-write one record at once.
  */
 import { DatabaseSync } from "node:sqlite";
-import { type Change, type Record, type Store, StoreError } from "./store.ts";
+import { type Change, parseRecord, type Record, type Store, StoreError } from "./store.ts";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS records (
   key TEXT PRIMARY KEY,
@@ -16,17 +16,6 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS records (
 
 function failed(path: string, doing: string, e: unknown): StoreError {
   return new StoreError(`sqlite ${path}: unable to ${doing}: ${(e as Error).message ?? e}`);
-}
-
-function parse(text: string): Record | undefined {
-  try {
-    const r = JSON.parse(text);
-    return r && typeof r === "object" && Array.isArray(r.arrivals) && Array.isArray(r.live)
-      ? r
-      : undefined;
-  } catch {
-    return undefined; // a damaged record is no record; the next change overwrites it
-  }
 }
 
 /**
@@ -57,7 +46,7 @@ export function openSqlite(path: string, timeoutMs: number, now: () => number = 
   const remove = db.prepare("DELETE FROM records WHERE key = ?");
   const read = (key: string): Record | undefined => {
     const row = select.get(key) as { record: string; expires: number } | undefined;
-    return row && row.expires > now() ? parse(row.record) : undefined;
+    return row && row.expires > now() ? parseRecord(row.record) : undefined;
   };
   const attempt = <T>(doing: string, work: () => T): Promise<T> => {
     try {
@@ -87,7 +76,7 @@ export function openSqlite(path: string, timeoutMs: number, now: () => number = 
         const rows = db.prepare("SELECT key, record FROM records WHERE expires > ? ORDER BY key")
           .all(now()) as Array<{ key: string; record: string }>;
         return rows.flatMap(({ key, record }) => {
-          const r = parse(record);
+          const r = parseRecord(record);
           return r ? [[key, r] as [string, Record]] : [];
         });
       }),

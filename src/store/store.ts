@@ -64,3 +64,22 @@ export interface Store {
 export class StoreError extends Error {
   override name = "StoreError";
 }
+
+/**
+ * A stored record's text back to a Record; undefined when it is not one
+ * (damaged, or written by something else): such a record is no record, and
+ * the next change overwrites it. The one check every store uses.
+ */
+export function parseRecord(json: string): Record | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const r = value as { [k: string]: unknown };
+  const ok = typeof r.strikes === "number" && typeof r.boxes === "number" &&
+    Array.isArray(r.arrivals) && Array.isArray(r.live);
+  return ok ? value as Record : undefined;
+}
