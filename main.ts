@@ -9,10 +9,9 @@ import type { Ip } from "./src/ip.ts";
 import { type Config, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
 import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./src/decide.ts";
 import { answer, handOn } from "./src/handoff.ts";
-import { type Departure, type Recall, recall } from "./src/history.ts";
-import { type Allowlist, allowsIp, allowsName, NOBODY, parseAllowlist } from "./src/allow.ts";
-import { type Memory, remember } from "./src/remember.ts";
-import { libc } from "./src/libc.ts";
+import type { Departure, Recall } from "./src/history.ts";
+import type { Memory } from "./src/remember.ts";
+import { type Libc, libc } from "./src/libc.ts";
 import * as log from "./src/log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./src/rdns.ts";
 import { type Watch, watch } from "./src/watch.ts";
@@ -54,20 +53,28 @@ function readPatterns(path: string): RegExp[] {
 
 const OFF: Memory = { kind: "off" };
 
-/** What the memory says of this client now, if there is a memory. */
-function recallOf(memory: Memory, config: Config): Recall | undefined {
-  return memory.kind === "on"
-    ? recall(memory.remembered.record, config.memory, Date.now())
-    : undefined;
+/** What the memory says of this client, if there is a memory. */
+function recallOf(memory: Memory): Recall | undefined {
+  return memory.kind === "on" ? memory.remembered.recalled : undefined;
 }
 
-function readAllowlist(path: string): Allowlist {
-  try {
-    return parseAllowlist(Deno.readTextFileSync(path), `Allowlist "${path}"`);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    throw new UsageError(`Unable to read allowlist "${path}": ${(e as Error).message}`);
-  }
+/** The memory of this connection; its modules load only when there is a store. */
+async function rememberClient(config: Config, ip: Ip, c: Libc): Promise<Memory> {
+  if (config.store === "none") return OFF;
+  const { remember } = await import("./src/remember.ts");
+  return await remember(config, ip, c);
+}
+
+/** The exemptions of the allowlist, loaded only when there is one. */
+async function loadExemptions(path: string | undefined) {
+  if (path === undefined) return undefined;
+  const { allowsIp, allowsName, loadAllowlist } = await import("./src/allow.ts");
+  const list = loadAllowlist(path);
+  return {
+    ip: (ip: Ip) => allowsIp(list, ip),
+    name: (name: string | undefined) => allowsName(list, name),
+    hasNames: list.suffixes.length > 0,
+  };
 }
 
 async function run(): Promise<number> {
@@ -84,7 +91,7 @@ async function run(): Promise<number> {
   const config: Config = request.config;
   const client = readClient(env);
   const patterns = config.patternFile ? readPatterns(config.patternFile) : undefined;
-  const allow = config.allowFile ? readAllowlist(config.allowFile) : NOBODY;
+  const allow = await loadExemptions(config.allowFile);
 
   // From here on the client is watched, during the lookup too.
   const c = libc();
@@ -93,12 +100,12 @@ async function run(): Promise<number> {
   const roll = Math.random() * 100;
 
   // RELAYCLIENT and the allowlist: no delay, no limits, no memory, handed on at once.
-  let exempt = env.RELAYCLIENT !== undefined || allowsIp(allow, client.ip) ||
-    allowsName(allow, client.host);
+  let exempt = env.RELAYCLIENT !== undefined || !!allow?.ip(client.ip) ||
+    !!allow?.name(client.host);
   // With rDNS suffixes in the allowlist, the memory waits for the name.
-  const nameFirst = !exempt && client.host === undefined && allow.suffixes.length > 0;
-  let memory: Memory = exempt || nameFirst ? OFF : await remember(config, client.ip, c);
-  let recalled = recallOf(memory, config);
+  const nameFirst = !exempt && client.host === undefined && !!allow?.hasNames;
+  let memory: Memory = exempt || nameFirst ? OFF : await rememberClient(config, client.ip, c);
+  let recalled = recallOf(memory);
   // The box and the limits refuse at once: no lookup for a client turned away anyway.
   const lookup: Lookup | undefined = exempt || memoryRefusal(config, recalled)
     ? { kind: "unneeded" }
@@ -107,9 +114,9 @@ async function run(): Promise<number> {
     : await lookupWhileWatching(client.ip, config, watcher);
   const name = lookup && nameOf(lookup);
   if (nameFirst) {
-    exempt = allowsName(allow, name);
-    if (!exempt) memory = await remember(config, client.ip, c);
-    recalled = recallOf(memory, config);
+    exempt = !!allow?.name(name);
+    if (!exempt) memory = await rememberClient(config, client.ip, c);
+    recalled = recallOf(memory);
   }
   if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
   const tier: Tier | undefined = lookup && lookup.kind !== "unneeded"

@@ -5,7 +5,8 @@
  * (`.example.net` or `example.net`: the name itself and every name under it;
  * a name's last label is never all digits, so tcprules-style `192.0.2.` is an
  * error, not a name).
- * `#` starts a comment.
+ * `#` starts a comment. main imports this module only when there is an
+ * allowlist.
  */
 import { UsageError } from "./config.ts";
 import { type Ip, parseIp } from "./ip.ts";
@@ -14,8 +15,6 @@ export interface Allowlist {
   readonly nets: ReadonlyArray<{ readonly ip: Ip; readonly bits: number }>;
   readonly suffixes: readonly string[];
 }
-
-export const NOBODY: Allowlist = { nets: [], suffixes: [] };
 
 const NAME = /^\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/;
 
@@ -55,6 +54,17 @@ function inNet(ip: Ip, net: { ip: Ip; bits: number }): boolean {
 /** True when the address is in one of the networks. */
 export function allowsIp(list: Allowlist, ip: Ip): boolean {
   return list.nets.some((net) => inNet(ip, net));
+}
+
+/** The allowlist file at `path`, read and parsed; a UsageError when it cannot be. */
+export function loadAllowlist(path: string): Allowlist {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new UsageError(`Unable to read allowlist "${path}": ${(e as Error).message}`);
+  }
+  return parseAllowlist(text, `Allowlist "${path}"`);
 }
 
 /** True when `name` is one of the suffixes or a name under one. */

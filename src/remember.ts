@@ -1,19 +1,20 @@
 /**
  * The memory's I/O for one connection: open the store, record the arrival,
  * and at the end the departure. Any store failure turns the memory off for
- * this connection (one warning), never the connection itself.
+ * this connection (one warning), never the connection itself. main imports
+ * this module only when there is a store to use.
  */
 import type { Config } from "./config.ts";
-import { arrive, depart, type Departure, keyOf } from "./history.ts";
+import { arrive, depart, type Departure, keyOf, type Recall, recall } from "./history.ts";
 import type { Ip } from "./ip.ts";
 import type { Libc } from "./libc.ts";
 import { openStore } from "./store/open.ts";
-import type { LiveConn, Record, Store } from "./store/store.ts";
+import type { LiveConn, Store } from "./store/store.ts";
 
 /** This connection as the memory sees it. */
 export interface Remembered {
-  /** The key's record, this arrival included. */
-  readonly record: Record;
+  /** What the key's record says, this arrival included. */
+  readonly recalled: Recall;
   /** Records how the connection ended; resolves to an error message, or undefined. */
   depart(how: Departure): Promise<string | undefined>;
 }
@@ -58,7 +59,7 @@ export async function remember(config: Config, ip: Ip, libc: Libc): Promise<Memo
     return {
       kind: "on",
       remembered: {
-        record: record!,
+        recalled: recall(record!, config.memory, Date.now()),
         async depart(how) {
           try {
             await opened.update(key, depart(config.memory, Date.now(), me, how));
