@@ -3,7 +3,7 @@
  * redis-server; a dead Redis costs a connection nothing but its memory.
  */
 import assert from "node:assert/strict";
-import { Client, FILTER, type Rule, Server, startRedis } from "./harness.ts";
+import { baselineFds, Client, FILTER, type Rule, Server, startRedis } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -59,6 +59,8 @@ Deno.test("memory on Redis shared by two hosts", E2E, async (t) => {
       await hostA.endOf(await hostA.pidOf(early.localPort));
       const next = await firstLine(hostB, "127.0.0.5");
       assert.match(next.text, /^220 recorder/);
+      const handed = (await hostB.record(next.pid))!;
+      assert.equal(handed.info.fds, await baselineFds(), "the Redis socket is not left open");
       assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want the noptr delay`);
       assert.match(hostB.linesOf(next.pid)[0]!, / PASS .* delay=0\.600 .* memory=penalty$/);
     });

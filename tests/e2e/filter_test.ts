@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  baselineFds,
   Client,
   FILTER,
   messageBody,
@@ -30,21 +31,6 @@ const DYNAMIC_CLIENT = "127.0.0.3"; // dsl-192-0-2-3.pool.example.net
 const NOPTR_CLIENT = "127.0.0.4"; // NXDOMAIN
 
 const SIGPIPE_BIT = 1n << 12n; // signal 13
-
-/** The fds the recorder has when tcpserver runs it with no filter (0 1 2, plus any tcpserver inherited). */
-async function baselineFds(): Promise<string> {
-  const bare = await Server.start({ chain: [] });
-  try {
-    const client = await Client.connect(bare.port, "127.0.0.2");
-    const pid = await bare.pidOf(client.localPort);
-    await client.until(/^220 /);
-    client.close();
-    await bare.endOf(pid);
-    return (await bare.record(pid))!.info.fds!;
-  } finally {
-    await bare.stop();
-  }
-}
 
 Deno.test("smtp-delay -S under tcpserver", E2E, async (t) => {
   const dns = await startDns();

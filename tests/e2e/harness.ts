@@ -532,3 +532,18 @@ export async function startRedis(): Promise<{ url: string; stop(): Promise<void>
     },
   };
 }
+
+/** The fds the recorder has when tcpserver runs it with no filter (0 1 2, plus any tcpserver inherited). */
+export async function baselineFds(): Promise<string> {
+  const bare = await Server.start({ chain: [] });
+  try {
+    const client = await Client.connect(bare.port, "127.0.0.2");
+    const pid = await bare.pidOf(client.localPort);
+    await client.until(/^220 /);
+    client.close();
+    await bare.endOf(pid);
+    return (await bare.record(pid))!.info.fds!;
+  } finally {
+    await bare.stop();
+  }
+}

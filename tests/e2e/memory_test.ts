@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  baselineFds,
   Client,
   FILTER,
   finalReplies,
@@ -67,6 +68,8 @@ Deno.test("memory on SQLite", E2E, async (t) => {
   try {
     await t.step("a polite client's second connection gets the short delay", async () => {
       const first = await banner(server, "127.0.0.3");
+      const handed = (await server.record(first.pid))!;
+      assert.equal(handed.info.fds, await baselineFds(), "the state file is not left open");
       assert.ok(first.seconds >= 0.6, `first banner after ${first.seconds} s, want 0.6 (dynamic)`);
       assert.match(server.linesOf(first.pid)[0]!, / PASS .* tier=dynamic .* memory=-$/);
       const second = await banner(server, "127.0.0.3");
