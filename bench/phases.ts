@@ -29,7 +29,7 @@ phase("read options and environment");
 const client = readClient(env);
 phase("read the client");
 const c = libc();
-phase("open libc (11 symbols)");
+phase("open libc (13 symbols)");
 const watched = watch(c, 0, () => performance.now()).waitSync(0);
 phase("poll fd 0");
 const tier = classify(client.host, client.ip, parsePatterns(BUILTIN_PATTERNS));

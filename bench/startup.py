@@ -34,6 +34,10 @@ VARIANTS = [
     ("floor", deno_run("bench/floor.ts", "/bin/true")),
     ("floor + setTimeout(0)", deno_run("bench/variants/floor_timer.ts", "/bin/true")),
     ("floor + node:util parseArgs", deno_run("bench/variants/floor_parseargs.ts", "/bin/true")),
+    # npm Redis clients, imported only (no connection): fetched from the npm
+    # registry on the first run, outside deno.lock (--no-lock).
+    ("floor + import npm:ioredis", deno_run("--no-lock", "bench/variants/floor_ioredis.ts", "/bin/true")),
+    ("floor + import npm:redis", deno_run("--no-lock", "bench/variants/floor_node_redis.ts", "/bin/true")),
     ("product", deno_run("main.ts", "-d", "0", "--store", "none", "/bin/true")),
     ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "--store", "none", "/bin/true")),
     ("product + SQLite store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"sqlite:{STATE_DB}", "/bin/true")),
@@ -96,6 +100,8 @@ def run_all():
     env = dict(os.environ, DENO_NO_UPDATE_CHECK="1", NO_COLOR="1", TCPREMOTEIP="192.0.2.2",
                TCPREMOTEHOST="mail.example.net", SMTPDELAYP="0")
     subprocess.run([DENO, "bundle", "-q", "-o", BUNDLE, "main.ts"], cwd=ROOT, env=env, check=True)
+    for _, cmd in VARIANTS:  # a first run of each: downloads, caches
+        cpu_ms(cmd, env)
     times = {name: [] for name, _ in VARIANTS}
     for _ in range(RUNS):
         for name, cmd in VARIANTS:
