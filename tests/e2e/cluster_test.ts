@@ -3,7 +3,7 @@
  * redis-server; a dead Redis costs a connection nothing but its memory.
  */
 import assert from "node:assert/strict";
-import { baselineFds, Client, FILTER, type Rule, Server, startRedis } from "./harness.ts";
+import { baselineFds, Client, FILTER, type Rule, run, Server, startRedis } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -63,6 +63,17 @@ Deno.test("memory on Redis shared by two hosts", E2E, async (t) => {
       assert.equal(handed.info.fds, await baselineFds(), "the Redis socket is not left open");
       assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want the noptr delay`);
       assert.match(hostB.linesOf(next.pid)[0]!, / PASS .* delay=0\.600 .* memory=penalty$/);
+    });
+
+    await t.step("smtp-delay state works on Redis too: list, show, forgive", async () => {
+      const state = (...args: string[]) =>
+        run([...FILTER, "state", "--store", redis.url, ...args], { DENO_NO_UPDATE_CHECK: "1" });
+      const list = await state("list");
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^192\.0\.2\.5 .* strikes=1 /m);
+      assert.match((await state("show", "192.0.2.6")).stdout, /^192\.0\.2\.6 .* arrivals=20 /);
+      assert.equal((await state("forgive", "192.0.2.5")).stdout, "192.0.2.5 forgiven\n");
+      assert.equal((await state("list")).stdout, "");
     });
 
     await t.step("Redis killed: clients pass without memory, with a warning, no hang", async () => {

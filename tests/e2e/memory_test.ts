@@ -143,6 +143,31 @@ Deno.test("memory on SQLite", E2E, async (t) => {
   }
 });
 
+Deno.test("an allowlist exempts networks and rDNS suffixes from everything", E2E, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-allow-" });
+  await Deno.writeTextFile(`${dir}/allow`, "# trusted\n192.0.2.6/31\n.example.org\n");
+  const server = await Server.start({
+    chain: [...FILTER, "-S", "-d", "0.6", "--allow", `${dir}/allow`],
+    rules: RULES,
+    env: { SMTPDELAY_STORE: `sqlite:${dir}/state.db` },
+  });
+  try {
+    // 192.0.2.6 is in the /31; 127.0.0.5 is mx.example.org
+    for (const from of ["127.0.0.6", "127.0.0.5"]) {
+      const { seconds, pid } = await banner(server, from);
+      assert.ok(seconds < 0.6, `${from}: banner after ${seconds} s, want no delay`);
+      assert.match(server.linesOf(pid)[0]!, / PASS .* memory=exempt$/);
+    }
+    for (const ip of ["192.0.2.6", "192.0.2.5"]) {
+      const kept = await state(`sqlite:${dir}/state.db`, "show", ip);
+      assert.equal(kept.stdout, `${ip} nothing remembered\n`, "no memory of exempt clients");
+    }
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("limits on SQLite: many filter processes count one client exactly", E2E, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "smtp-delay-limits-" });
   // 20 Deno processes starting at once on 2 cores: a lock holder can wait its
@@ -250,6 +275,23 @@ Deno.test(
         }
         const again = await banner(server, "127.0.0.6");
         assert.match(server.linesOf(again.pid)[0]!, / PASS .* memory=passed$/);
+      });
+
+      await t.step("not a database: the client passes, memory=down", async () => {
+        const garbage = `${dir}/garbage.db`;
+        await Deno.writeTextFile(garbage, "this is not an SQLite file\n".repeat(100));
+        const corrupt = await Server.start({
+          chain: [...FILTER, "-S", "-d", "0.05"],
+          rules: RULES,
+          env: { SMTPDELAY_STORE: `sqlite:${garbage}` },
+        });
+        try {
+          const { pid } = await banner(corrupt, "127.0.0.6");
+          assert.match(corrupt.linesOf(pid)[0]!, / PASS .* memory=down$/);
+          assert.match(corrupt.lines.join("\n"), /going on without memory: sqlite .*garbage\.db/);
+        } finally {
+          await corrupt.stop();
+        }
       });
 
       await t.step(
