@@ -36,8 +36,8 @@ VARIANTS = [
     ("floor + node:util parseArgs", deno_run("bench/variants/floor_parseargs.ts", "/bin/true")),
     # npm Redis clients, imported only (no connection): fetched from the npm
     # registry on the first run, outside deno.lock (--no-lock).
-    ("floor + import npm:ioredis", deno_run("--no-lock", "bench/variants/floor_ioredis.ts", "/bin/true")),
-    ("floor + import npm:redis", deno_run("--no-lock", "bench/variants/floor_node_redis.ts", "/bin/true")),
+    ("floor + import npm:ioredis", deno_run("--no-lock", "bench/npm/floor_ioredis.ts", "/bin/true")),
+    ("floor + import npm:redis", deno_run("--no-lock", "bench/npm/floor_node_redis.ts", "/bin/true")),
     ("product", deno_run("main.ts", "-d", "0", "--store", "none", "/bin/true")),
     ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "--store", "none", "/bin/true")),
     ("product + SQLite store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"sqlite:{STATE_DB}", "/bin/true")),
