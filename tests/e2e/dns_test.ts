@@ -4,7 +4,7 @@
  * and an exec that fails.
  */
 import assert from "node:assert/strict";
-import { blackHole, Client, FILTER, type Rule, Server, startDns } from "./harness.ts";
+import { banner, blackHole, Client, FILTER, type Rule, Server, startDns } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -13,16 +13,6 @@ const RULES: Rule[] = [
   { from: "127.0.0.4", env: { TCPREMOTEIP: "192.0.2.4" } },
   { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx.example.org" } },
 ];
-
-/** Connects, waits for the banner, returns seconds to banner and the connection's pid. */
-async function banner(server: Server, from: string): Promise<{ seconds: number; pid: number }> {
-  const client = await Client.connect(server.port, from);
-  await client.until(/^220 recorder/);
-  const pid = await server.pidOf(client.localPort);
-  client.close();
-  await server.endOf(pid);
-  return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
-}
 
 Deno.test("a dead DNS server", E2E, async (t) => {
   const dead = await blackHole();

@@ -547,3 +547,16 @@ export async function baselineFds(): Promise<string> {
     await bare.stop();
   }
 }
+
+/** Connects, waits for the recorder's banner, closes; returns seconds to banner and the pid. */
+export async function banner(
+  server: Server,
+  from: string,
+): Promise<{ seconds: number; pid: number }> {
+  const client = await Client.connect(server.port, from);
+  await client.until(/^220 recorder/);
+  const pid = await server.pidOf(client.localPort);
+  client.close();
+  await server.endOf(pid);
+  return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
+}

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  banner,
   baselineFds,
   Client,
   FILTER,
@@ -27,16 +28,6 @@ const RULES: Rule[] = [
   { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx7.example.org" } },
   { from: "127.0.0.8", env: { TCPREMOTEIP: "192.0.2.8", RELAYCLIENT: "" } },
 ];
-
-/** Connects and waits for the recorder's banner; returns seconds to banner and the pid. */
-async function banner(server: Server, from: string): Promise<{ seconds: number; pid: number }> {
-  const client = await Client.connect(server.port, from);
-  await client.until(/^220 recorder/);
-  const pid = await server.pidOf(client.localPort);
-  client.close();
-  await server.endOf(pid);
-  return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
-}
 
 /** Connects, talks at once, and returns the reply and the pid. */
 async function talkEarly(server: Server, from: string): Promise<{ text: string; pid: number }> {
