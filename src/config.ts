@@ -101,7 +101,8 @@ const LONG_OPTIONS = new Set([
 ]);
 
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
-const VALUE_OPTIONS = new Set([...NUMERIC_OPTIONS, "f"]);
+/** The letters that take a value (serve passes them to the screening). */
+export const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
 const FLAG_OPTIONS = new Set(["S", "v"]);
 
 /** One parsed option: its letter (or `--name`) and, for options that take one, its value. */

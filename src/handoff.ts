@@ -22,19 +22,19 @@ export function handOn(
 }
 
 /**
- * Writes `reply` to the client (fd 1) and ends the conversation: the bytes
- * already waiting are read first and after (so that closing does not reset
- * the connection under the reply), then FIN. Returns the first bytes the
- * client had sent, for the log.
+ * Writes `reply` to the client (`output`, fd 1) and ends the conversation:
+ * the bytes already waiting on `input` (fd 0) are read first and after (so
+ * that closing does not reset the connection under the reply), then FIN.
+ * Returns the first bytes the client had sent, for the log.
  */
-export function answer(libc: Libc, reply: string): Uint8Array {
+export function answer(libc: Libc, reply: string, input = 0, output = 1): Uint8Array {
   const drain = (): Uint8Array => {
-    const waiting = libc.bytesWaiting(0);
-    return waiting > 0 ? libc.readWaiting(0, Math.min(waiting, MAX_DRAIN)) : new Uint8Array();
+    const waiting = libc.bytesWaiting(input);
+    return waiting > 0 ? libc.readWaiting(input, Math.min(waiting, MAX_DRAIN)) : new Uint8Array();
   };
   const sent = drain();
-  libc.writeAll(1, new TextEncoder().encode(reply));
-  libc.shutdownWrite(1);
+  libc.writeAll(output, new TextEncoder().encode(reply));
+  libc.shutdownWrite(output);
   drain();
   return sent;
 }

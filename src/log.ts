@@ -85,6 +85,16 @@ export function fatal(message: string): void {
   emit(`${PREFIX}fatal: ${printable(message, MAX_MESSAGE)}`);
 }
 
+/** A line of tcpserver's own shape (serve mode): `tcpserver: ...`, for log tools that read them. */
+export function tcpserver(line: string): void {
+  emit(`tcpserver: ${line}`);
+}
+
+/** A server event line (serve mode): `smtp-delay: info: WORD key=value ...`. */
+export function event(line: string): void {
+  emit(`${PREFIX}info: ${line}`);
+}
+
 /** -v: the version and usage, on stderr (stdout may be the client). */
 export function usage(version: string, text: string): void {
   emit(`smtp-delay ${version}\n${text}`);

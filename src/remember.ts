@@ -32,10 +32,27 @@ export function processStart(libc: Libc, pid: number | "self"): string | undefin
 }
 
 /**
+ * How a server that holds many connections in one process names them: a
+ * pid and start of its own per connection (a negative pid, never a real
+ * process's), and the answer to "is it still open?" for such entries
+ * (undefined for a real pid, which is checked through /proc).
+ */
+export interface Holder {
+  readonly pid: number;
+  readonly start: string;
+  alive(c: LiveConn): boolean | undefined;
+}
+
+/**
  * Opens the store and records this connection's arrival. libc gives the
  * timer the network store races its replies with, and reads /proc.
  */
-export async function remember(config: Config, ip: Ip, libc: Libc): Promise<Memory> {
+export async function remember(
+  config: Config,
+  ip: Ip,
+  libc: Libc,
+  holder?: Holder,
+): Promise<Memory> {
   let store: Store | undefined;
   try {
     store = await openStore(config.store, config.storeTimeoutMs, libc.sleep);
@@ -44,15 +61,15 @@ export async function remember(config: Config, ip: Ip, libc: Libc): Promise<Memo
     const host = libc.readProcFile("/proc/sys/kernel/hostname")?.trim() || "localhost";
     const me: LiveConn = {
       host,
-      pid: Deno.pid,
-      start: processStart(libc, "self") ?? "",
+      pid: holder?.pid ?? Deno.pid,
+      start: holder?.start ?? processStart(libc, "self") ?? "",
       at: Date.now(),
     };
     // On this host a connection is open while its process is (same pid, same
     // start time: exec keeps both); from other hosts, until --live-ttl.
     const alive = (c: LiveConn) =>
       c.host === host
-        ? processStart(libc, c.pid) === c.start
+        ? holder?.alive(c) ?? processStart(libc, c.pid) === c.start
         : Date.now() - c.at < config.memory.liveTtlMs;
     const record = await store.update(key, arrive(config.memory, me.at, me, alive));
     const opened = store;

@@ -1,0 +1,256 @@
+/**
+ * The screening of one connection, from the client's address to the verdict:
+ * exemptions, memory, PTR lookup (raced with the watch), tier, delay, and the
+ * decision. Shared by the per-connection filter (main.ts) and the server
+ * (src/serve/): what differs between them (how to wait, how the memory
+ * names a connection) comes in through `Screening`.
+ */
+import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./classify.ts";
+import type { Client } from "./client.ts";
+import { type Config, UsageError } from "./config.ts";
+import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./decide.ts";
+import type { Departure, Recall } from "./history.ts";
+import type { Ip } from "./ip.ts";
+import * as log from "./log.ts";
+import { type Lookup, lookupPtr, nameOf } from "./rdns.ts";
+import type { Memory } from "./remember.ts";
+import type { Watch, Watched } from "./watch.ts";
+
+/** The allowlist's answers, when there is one. */
+export interface Exemptions {
+  ip(ip: Ip): boolean;
+  name(name: string | undefined): boolean;
+  readonly hasNames: boolean;
+}
+
+/** What one screening needs from the program that runs it. */
+export interface Screening {
+  readonly config: Config;
+  readonly client: Client;
+  /** RELAYCLIENT is set. */
+  readonly relayClient: boolean;
+  /** Dynamic-name patterns; undefined: the built-in list. */
+  readonly patterns: readonly RegExp[] | undefined;
+  readonly allow: Exemptions | undefined;
+  readonly watcher: Watch;
+  /** Waits until the client acts or `ms` pass (the delay itself). */
+  hold(ms: number): Promise<Watched>;
+  /** Opens this connection's memory (only called when there is a store). */
+  remember(): Promise<Memory>;
+  readonly now: () => number;
+  /** Uniform in [0, 100): compared with -N. */
+  readonly roll: number;
+  /** A lookup already done (serve's -h) when it found no name: not asked again. */
+  readonly looked?: Lookup;
+}
+
+/** The verdict and everything the outcome line and the hand-off need. */
+export interface Screened {
+  readonly verdict: Exclude<Verdict, { kind: "wait" }>;
+  readonly watched: Watched;
+  readonly tier: Tier | undefined;
+  readonly name: string | undefined;
+  readonly lookup: Lookup["kind"] | "pending";
+  readonly delayMs: number | undefined;
+  readonly waitedMs: number;
+  /** The memory's notes for `memory=`. */
+  readonly notes: string;
+  readonly memory: Memory;
+}
+
+const OFF: Memory = { kind: "off" };
+
+let builtin: RegExp[] | undefined;
+
+/** The built-in patterns, compiled once per process. */
+function builtinPatterns(): RegExp[] {
+  builtin ??= parsePatterns(BUILTIN_PATTERNS);
+  return builtin;
+}
+
+/** What the memory says of this client, if there is a memory. */
+function recallOf(memory: Memory): Recall | undefined {
+  return memory.kind === "on" ? memory.remembered.recalled : undefined;
+}
+
+/**
+ * The PTR lookup, raced with the watch: it may take until -t, and never
+ * longer than the noptr delay. Undefined when the client talked or hung up
+ * first (the verdict needs no name then).
+ */
+export async function lookupWhileWatching(
+  ip: Ip,
+  config: Config,
+  watcher: Watch,
+): Promise<Lookup | undefined> {
+  const deadlineMs = Math.min(config.lookupTimeoutMs, config.delayMs.noptr);
+  if (deadlineMs <= 0) return { kind: "skipped" };
+  const stop = new AbortController();
+  const looking = lookupPtr(ip, config.nameServer, stop.signal);
+  const first = await Promise.race([
+    looking,
+    watcher.waitAsync(deadlineMs).then((watched) => watched.kind),
+  ]);
+  if (first === "early" || first === "closed") {
+    stop.abort();
+    return undefined;
+  }
+  if (first === "quiet") stop.abort(); // the deadline: `looking` ends as a timeout
+  return await looking;
+}
+
+/** Reads a pattern file (-f); a missing or bad one is a usage error. */
+export function readPatterns(path: string): RegExp[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new UsageError(`Unable to read pattern file "${path}": ${(e as Error).message}`);
+  }
+  return parsePatterns(text, `Pattern file "${path}"`);
+}
+
+/** The exemptions of the allowlist, loaded only when there is one. */
+export async function loadExemptions(path: string | undefined): Promise<Exemptions | undefined> {
+  if (path === undefined) return undefined;
+  const { allowsIp, allowsName, loadAllowlist } = await import("./allow.ts");
+  const list = loadAllowlist(path);
+  return {
+    ip: (ip: Ip) => allowsIp(list, ip),
+    name: (name: string | undefined) => allowsName(list, name),
+    hasNames: list.suffixes.length > 0,
+  };
+}
+
+/** Screens one connection: the watch must have started when the connection did. */
+export async function screen(s: Screening): Promise<Screened> {
+  const { config, client, allow, watcher } = s;
+  const start = s.now();
+  const remember = () => config.store === "none" ? Promise.resolve(OFF) : s.remember();
+
+  // RELAYCLIENT and the allowlist: no delay, no limits, no memory, handed on at once.
+  let exempt = s.relayClient || !!allow?.ip(client.ip) || !!allow?.name(client.host);
+  // With rDNS suffixes in the allowlist, the memory waits for the name.
+  const nameFirst = !exempt && client.host === undefined && !!allow?.hasNames;
+  let memory: Memory = exempt || nameFirst ? OFF : await remember();
+  let recalled = recallOf(memory);
+  // The box and the limits refuse at once: no lookup for a client turned away anyway.
+  const lookup: Lookup | undefined = exempt || memoryRefusal(config, recalled)
+    ? { kind: "unneeded" }
+    : client.host
+    ? { kind: "host", name: client.host }
+    : s.looked ?? await lookupWhileWatching(client.ip, config, watcher);
+  const name = lookup && nameOf(lookup);
+  if (nameFirst) {
+    exempt = !!allow?.name(name);
+    if (!exempt) memory = await remember();
+    recalled = recallOf(memory);
+  }
+  if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
+  const tier: Tier | undefined = lookup && lookup.kind !== "unneeded"
+    ? classify(name, client.ip, name ? s.patterns ?? builtinPatterns() : [])
+    : undefined;
+  const chosen = tier && delayFor(config, tier, recalled);
+  const factsNow = (watched: Watched, delayOver: boolean): Facts => ({
+    tier,
+    lookup: lookup?.kind ?? "pending",
+    watched,
+    roll: s.roll,
+    delayOver,
+    memory: recalled,
+    exempt,
+  });
+
+  let watched = watcher.waitSync(0);
+  let verdict: Verdict = decide(config, factsNow(watched, false));
+  if (verdict.kind === "wait") {
+    watched = await s.hold(chosen!.delayMs - (s.now() - start));
+    verdict = decide(config, factsNow(watched, true));
+  }
+  if (verdict.kind === "wait") throw new Error("decide() asked to wait after the delay");
+
+  if (lookup?.kind === "timeout" || lookup?.kind === "error") {
+    const why = lookup.kind === "timeout" ? "timed out" : lookup.reason;
+    log.warning(`unable to look up the PTR of ${client.ipText}: ${why}`);
+  }
+  const refusedByMemory = "refusal" in verdict && verdict.refusal !== "noptr"
+    ? verdict.refusal
+    : undefined;
+  const notes = exempt
+    ? ["exempt"]
+    : memory.kind !== "on"
+    ? [memory.kind]
+    : refusedByMemory
+    ? [refusedByMemory]
+    : chosen?.applied ?? [];
+  return {
+    verdict,
+    watched,
+    tier,
+    name,
+    lookup: lookup?.kind ?? "pending",
+    delayMs: exempt ? 0 : chosen?.delayMs,
+    waitedMs: s.now() - start,
+    notes: notes.join(","),
+    memory,
+  };
+}
+
+/** The outcome line of a screened connection. */
+export function outcomeOf(
+  screened: Screened,
+  ipText: string,
+  pid: number,
+  data: Uint8Array | undefined,
+): log.Outcome {
+  const { verdict, watched } = screened;
+  const action = verdict.kind === "drop"
+    ? "exit"
+    : verdict.kind === "reply"
+    ? verdict.reply.slice(0, 3)
+    : verdict.event !== "pass"
+    ? "rblsmtpd"
+    : verdict.rblsmtpd === ""
+    ? "justdelay"
+    : "exec";
+  return {
+    event: verdict.event,
+    pid,
+    ip: ipText,
+    tier: screened.tier,
+    ptr: screened.name,
+    lookup: screened.lookup,
+    delayMs: screened.delayMs,
+    waitedMs: screened.waitedMs,
+    action,
+    memory: screened.notes,
+    ...(watched.kind === "early" ? { bytes: watched.bytes, data } : {}),
+  };
+}
+
+/** The verdict variables the next program gets. */
+export function exportsOf(screened: Screened): Record<string, string> {
+  const exported: Record<string, string> = {
+    SMTPDELAY_TIER: screened.tier ?? "",
+    SMTPDELAY_PTR: screened.name ? log.clean(screened.name, 255) : "",
+    SMTPDELAY_WAITED: log.seconds(screened.waitedMs),
+  };
+  const { verdict } = screened;
+  if (verdict.kind === "pass" && verdict.rblsmtpd !== undefined) {
+    exported.RBLSMTPD = verdict.rblsmtpd;
+  }
+  return exported;
+}
+
+/** How the connection left the screening, for the memory. */
+export function departureOf(verdict: Screened["verdict"]): Departure {
+  if (verdict.event === "early") return "early";
+  return verdict.kind === "pass" && verdict.event === "pass" ? "pass" : "gone";
+}
+
+/** Records the departure (when there is a memory); logs a failure. */
+export async function forget(memory: Memory, how: Departure): Promise<void> {
+  if (memory.kind !== "on") return;
+  const failure = await memory.remembered.depart(how);
+  if (failure) log.warning(`unable to remember the outcome: ${failure}`);
+}

@@ -1,0 +1,78 @@
+/**
+ * What serve hands a child and writes in tcpserver's shape. Pure.
+ *
+ * The environment is tcpserver's: PROTO, TCPLOCALIP, TCPLOCALPORT,
+ * TCPLOCALHOST, TCPREMOTEIP, TCPREMOTEPORT, TCPREMOTEHOST (the last three
+ * kinds unset when unknown, TCPREMOTEINFO always unset: no ident), then the
+ * rules' variables, which may override any of them.
+ */
+
+/** One end of a connection as tcpserver names it. */
+export interface End {
+  readonly ip: string;
+  readonly port: number;
+  host: string | undefined;
+}
+
+export interface Connection {
+  readonly local: End;
+  readonly remote: End;
+  /** An IPv6 connection (PROTO=TCP6). */
+  readonly v6: boolean;
+}
+
+/** Host names and other outside text as tcpserver logs them: `?` for odd bytes, cut at 100. */
+export function safe(text: string | undefined): string {
+  if (text === undefined) return "";
+  let out = "";
+  for (let i = 0; i < Math.min(text.length, 100); i++) {
+    const c = text.charCodeAt(i);
+    out += c < 33 || c > 126 || c === 0x25 || c === 0x3a ? "?" : text[i];
+  }
+  return text.length > 100 ? out + "..." : out;
+}
+
+/** The child's environment: the server's, tcpserver's variables, then the rules'. */
+export function connectionEnv(
+  base: Readonly<Record<string, string>>,
+  conn: Connection,
+  rules: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const env: Record<string, string> = { ...base };
+  for (const name of ["TCPLOCALHOST", "TCPREMOTEHOST", "TCPREMOTEINFO"]) delete env[name];
+  env.PROTO = conn.v6 ? "TCP6" : "TCP";
+  if (conn.local.host !== undefined) env.TCPLOCALHOST = conn.local.host;
+  env.TCPLOCALIP = conn.local.ip;
+  env.TCPLOCALPORT = String(conn.local.port);
+  if (conn.remote.host !== undefined) env.TCPREMOTEHOST = conn.remote.host;
+  env.TCPREMOTEIP = conn.remote.ip;
+  env.TCPREMOTEPORT = String(conn.remote.port);
+  return Object.assign(env, rules);
+}
+
+/** `LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:INFO:REMOTEIP:REMOTEPORT`, tcpserver's pair. */
+function ends(conn: Connection): string {
+  const { local, remote } = conn;
+  return `${safe(local.host)}:${local.ip}:${local.port} ` +
+    `${safe(remote.host)}::${remote.ip}:${remote.port}`;
+}
+
+/** `pid PID from IP`. */
+export function pidLine(pid: number, conn: Connection): string {
+  return `pid ${pid} from ${conn.remote.ip}`;
+}
+
+/** `ok PID ...`: the child started. */
+export function okLine(pid: number, conn: Connection): string {
+  return `ok ${pid} ${ends(conn)}`;
+}
+
+/** `deny PID ...`: the rules said deny (PID 0: serve starts no process for it). */
+export function denyLine(pid: number, conn: Connection): string {
+  return `deny ${pid} ${ends(conn)}`;
+}
+
+/** `end PID status WSTAT`: the raw wait status, as tcpserver prints it. */
+export function endLine(pid: number, status: number): string {
+  return `end ${pid} status ${status}`;
+}

@@ -1,0 +1,198 @@
+/**
+ * `smtp-delay serve` command line -> ServeConfig. Pure: the caller passes the
+ * arguments (after `serve`), the environment and /etc/services' text.
+ *
+ * tcpserver's letters keep tcpserver's meaning, except where the screening
+ * already owns the letter (-d -D -P -t): those are the screening's, and
+ * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
+ * taken. -v is tcpserver's verbosity here, not the version.
+ */
+import { MAX_COUNT, UsageError, VALUE_OPTIONS as SCREENING_VALUES } from "../config.ts";
+import { formatIp, type Ip, parseIp } from "../ip.ts";
+
+export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
+  "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--stress N] [screening options] " +
+  "HOST PORT prog [arg ...]";
+
+/** The server's own settings; the screening's come from parseConfig per connection. */
+export interface ServeConfig {
+  readonly ip: Ip;
+  readonly port: number;
+  /** -c: children (handed-on sessions) running at once [40]. */
+  readonly maxChildren: number;
+  /** --waiting: clients in the screening at once [1000]; beyond, 421. */
+  readonly maxWaiting: number;
+  /** --stress: percent of --waiting from which the delays shrink [90]; 0: never. */
+  readonly stressPercent: number;
+  /** --stress-delay: longest delay under stress, ms [2 s]. */
+  readonly stressDelayMs: number;
+  /** -x: the tcprules cdb; -X: a missing file means no rules. */
+  readonly rulesFile: string | undefined;
+  readonly rulesMissingOk: boolean;
+  /** -h (default) / -H: look up the client's name and set TCPREMOTEHOST. */
+  readonly lookupRemote: boolean;
+  /** -l: TCPLOCALHOST; undefined: the local address's PTR, looked up once. */
+  readonly localName: string | undefined;
+  /** -b: the listen backlog [20]. */
+  readonly backlog: number;
+  /** -q 0, -Q 1 (default), -v 2: which tcpserver lines are logged. */
+  readonly verbosity: 0 | 1 | 2;
+  /** -U (UID, GID from the environment), -u, -g: drop root after binding. */
+  readonly uid: number | undefined;
+  readonly gid: number | undefined;
+  /** -1: print the local port on stdout once listening. */
+  readonly printPort: boolean;
+  /** The screening's options, as parseConfig takes them (program appended). */
+  readonly screening: readonly string[];
+  readonly program: readonly string[];
+}
+
+const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
+const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);
+const SERVE_LONG = new Set(["waiting", "stress", "stress-delay"]);
+/** tcpserver options whose letters smtp-delay does not take (or uses for the screening). */
+const NOT_TAKEN = new Set(["p", "r", "o", "O", "B", "4", "6", "I"]);
+
+function count(text: string, what: string, min: number): number {
+  if (!/^[0-9]{1,7}$/.test(text) || Number(text) < min || Number(text) > MAX_COUNT) {
+    throw new UsageError(`${what} wants a whole number from ${min} to ${MAX_COUNT}, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** The port of a service name in /etc/services' text (tcp), or of a number. */
+export function parsePort(text: string, services: string): number {
+  if (/^[0-9]{1,5}$/.test(text)) {
+    const port = Number(text);
+    if (port <= 65535) return port;
+  } else if (/^[a-z][a-z0-9-]*$/i.test(text)) {
+    for (const line of services.split("\n")) {
+      const words = line.replace(/#.*/, "").trim().split(/\s+/);
+      const [name, proto, ...aliases] = words;
+      const m = /^([0-9]{1,5})\/tcp$/.exec(proto ?? "");
+      if (m && (name === text || aliases.includes(text))) return Number(m[1]);
+    }
+  }
+  throw new UsageError(`PORT wants a number from 0 to 65535 or a tcp service, got "${text}"`);
+}
+
+/** HOST: an IPv4 or IPv6 address; `0` is 0.0.0.0, as in tcpserver. */
+export function parseHost(text: string): Ip {
+  const ip = parseIp(text === "0" ? "0.0.0.0" : text);
+  if (!ip) throw new UsageError(`HOST wants an IP address or 0, got "${text}"`);
+  return ip;
+}
+
+/**
+ * Splits the command line: the server's options here, the screening's
+ * passed on (checked later by parseConfig), then HOST PORT prog.
+ */
+export function parseServe(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  services: string,
+): ServeConfig {
+  const screening: string[] = [];
+  const mine: Array<{ letter: string; value: string }> = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (arg.length < 2 || arg[0] !== "-") break;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      let value = eq < 0 ? undefined : arg.slice(eq + 1);
+      if (value === undefined) {
+        if (i + 1 >= args.length) throw new UsageError(`Option --${name} needs a value`);
+        value = args[++i]!;
+      }
+      if (SERVE_LONG.has(name)) mine.push({ letter: `--${name}`, value });
+      else screening.push(`--${name}=${value}`); // parseConfig checks the name
+      continue;
+    }
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j]!;
+      if (SERVE_FLAGS.has(letter)) {
+        mine.push({ letter, value: "" });
+      } else if (SERVE_VALUES.has(letter)) {
+        let value = arg.slice(j + 1);
+        if (value === "") {
+          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
+          value = args[++i]!;
+        }
+        mine.push({ letter, value });
+        break;
+      } else if (NOT_TAKEN.has(letter)) {
+        throw new UsageError(`Option "-${letter}" of tcpserver is not taken by smtp-delay serve`);
+      } else if (SCREENING_VALUES.has(letter)) {
+        let value = arg.slice(j + 1);
+        if (value === "") {
+          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
+          value = args[++i]!;
+        }
+        screening.push(`-${letter}`, value);
+        break;
+      } else if (letter === "S") {
+        screening.push("-S");
+      } else {
+        throw new UsageError(`Unknown option "-${letter}"`);
+      }
+    }
+  }
+  const [hostText, portText, ...program] = args.slice(i);
+  if (hostText === undefined || portText === undefined || program.length === 0) {
+    throw new UsageError(
+      `No ${
+        hostText === undefined ? "HOST" : portText === undefined ? "PORT" : "program"
+      } (${SERVE_USAGE})`,
+    );
+  }
+  const last = (letter: string) => mine.findLast((o) => o.letter === letter)?.value;
+  const has = (letter: string) => mine.some((o) => o.letter === letter);
+  const lastOf = (letters: string[]) => mine.findLast((o) => letters.includes(o.letter))?.letter;
+  let uid = last("u") === undefined ? undefined : count(last("u")!, "-u", 0);
+  let gid = last("g") === undefined ? undefined : count(last("g")!, "-g", 0);
+  if (has("U")) {
+    uid = count(env.UID ?? "", "UID (for -U)", 0);
+    gid = count(env.GID ?? "", "GID (for -U)", 0);
+  }
+  const verbosity = ({ q: 0, Q: 1, v: 2 } as const)[lastOf(["q", "Q", "v"]) as "q" | "Q" | "v"] ??
+    1;
+  const stress = last("--stress");
+  const stressDelay = last("--stress-delay");
+  return Object.freeze({
+    ip: parseHost(hostText),
+    port: parsePort(portText, services),
+    maxChildren: last("c") === undefined ? 40 : count(last("c")!, "-c", 1),
+    maxWaiting: last("--waiting") === undefined ? 1000 : count(last("--waiting")!, "--waiting", 1),
+    stressPercent: stress === undefined ? 90 : Math.min(count(stress, "--stress", 0), 100),
+    stressDelayMs: stressDelay === undefined ? 2000 : secondsMs(stressDelay, "--stress-delay"),
+    rulesFile: last("x"),
+    rulesMissingOk: has("X"),
+    lookupRemote: lastOf(["h", "H"]) !== "H",
+    localName: last("l"),
+    backlog: last("b") === undefined ? 20 : count(last("b")!, "-b", 1),
+    verbosity,
+    uid,
+    gid,
+    printPort: has("1"),
+    screening: Object.freeze(screening),
+    program: Object.freeze(program),
+  });
+}
+
+function secondsMs(text: string, what: string): number {
+  if (!/^[0-9]{1,3}(\.[0-9]{1,3})?$/.test(text) || Number(text) > 300) {
+    throw new UsageError(`${what} wants seconds from 0 to 300, got "${text}"`);
+  }
+  return Math.round(Number(text) * 1000);
+}
+
+/** The listening address as logs write it. */
+export function hostText(ip: Ip): string {
+  return formatIp(ip);
+}

@@ -1,0 +1,522 @@
+/**
+ * `smtp-delay serve`: one process that listens in tcpserver's place, holds
+ * every client in the screening (the same code as the per-connection filter,
+ * src/screen.ts) and starts the next program for each client that passes,
+ * with the client's socket as its fd 0/1.
+ *
+ * One epoll set carries everything: the listening socket, each waiting
+ * client (one-shot: the first byte or hang-up settles it), and a pidfd per
+ * running child. epoll_wait runs on a helper thread, so timers and DNS
+ * lookups go on meanwhile.
+ */
+import { readClient } from "../client.ts";
+import { type Config, parseConfig, UsageError } from "../config.ts";
+import { answer } from "../handoff.ts";
+import { formatIp, type Ip } from "../ip.ts";
+import { type Libc, libc } from "../libc.ts";
+import * as log from "../log.ts";
+import type { Lookup } from "../rdns.ts";
+import type { Memory } from "../remember.ts";
+import { reply } from "../reply.ts";
+import {
+  departureOf,
+  type Exemptions,
+  exportsOf,
+  forget,
+  loadExemptions,
+  lookupWhileWatching,
+  outcomeOf,
+  readPatterns,
+  screen,
+  type Screened,
+} from "../screen.ts";
+import { interpret, type Watch, type Watched } from "../watch.ts";
+import { type Connection, connectionEnv, denyLine, endLine, okLine, pidLine } from "./lines.ts";
+import { parseServe, type ServeConfig } from "./options.ts";
+import { Rules } from "./rules_file.ts";
+import {
+  EAGAIN,
+  EINTR,
+  EMFILE,
+  ENFILE,
+  ENOBUFS,
+  ENOMEM,
+  EPOLLIN,
+  EPOLLONESHOT,
+  EPOLLRDHUP,
+  type Sys,
+  sys,
+  SysError,
+} from "./sys.ts";
+
+const now = () => performance.now();
+
+/** Most connections accepted per wake-up, so that waiting clients are served too. */
+const ACCEPT_BATCH = 64;
+
+/** The answer to a client the server has no room for. */
+const FULL_TEXT = "Too many connections waiting; try again later (#4.3.2)";
+
+/** A client in the screening: its socket, and the watch that epoll feeds. */
+class Waiting implements Watch {
+  seen: Watched = { kind: "quiet" };
+  private readonly wakers = new Set<() => void>();
+  readonly start = now();
+
+  constructor(readonly fd: number, private readonly c: Libc) {}
+
+  /** epoll said the socket is readable or hung up. */
+  settle(revents: number): void {
+    if (this.seen.kind !== "quiet") return;
+    this.seen = interpret(revents, this.c.bytesWaiting(this.fd), now() - this.start);
+    for (const wake of [...this.wakers]) wake();
+  }
+
+  waitAsync(ms: number): Promise<Watched> {
+    if (this.seen.kind !== "quiet" || ms <= 0) return Promise.resolve(this.waitSync(0));
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve(this.seen);
+      };
+      const timer = setTimeout(done, Math.ceil(ms));
+      this.wakers.add(done);
+    });
+  }
+
+  /** Only `waitSync(0)`: a look without waiting (the server never blocks). */
+  waitSync(_ms: number): Watched {
+    if (this.seen.kind === "quiet") {
+      const revents = this.c.readable(this.fd, 0);
+      if (revents !== 0) this.settle(revents);
+    }
+    return this.seen;
+  }
+}
+
+/** A running child: the session of a client that passed. */
+interface Child {
+  readonly pid: number;
+  readonly pidfd: number;
+  readonly id: number;
+}
+
+/** Reads what can be re-read at SIGHUP: patterns and allowlists. */
+class Reloadable {
+  private patterns = new Map<string, RegExp[]>();
+  private allows = new Map<string, Exemptions | undefined>();
+
+  patternsOf(config: Config): RegExp[] | undefined {
+    const path = config.patternFile;
+    if (path === undefined) return undefined;
+    let list = this.patterns.get(path);
+    if (!list) this.patterns.set(path, list = readPatterns(path));
+    return list;
+  }
+
+  async allowOf(config: Config): Promise<Exemptions | undefined> {
+    const path = config.allowFile;
+    if (path === undefined) return undefined;
+    if (!this.allows.has(path)) this.allows.set(path, await loadExemptions(path));
+    return this.allows.get(path);
+  }
+
+  clear(): void {
+    this.patterns.clear();
+    this.allows.clear();
+  }
+}
+
+/** The server's state and its one event loop. */
+class Server {
+  private readonly waiting = new Map<number, Waiting>();
+  private readonly children = new Map<number, Child>();
+  /** Clients that passed while -c children were running: handed on as children end. */
+  private readonly queue: Array<() => void> = [];
+  /** Connection ids (waiting or running a child), for the memory's "still open?". */
+  private readonly open = new Set<number>();
+  private readonly handlers = new Map<number, (events: number) => void>();
+  private readonly reload = new Reloadable();
+  private readonly localNames = new Map<string, Promise<string | undefined>>();
+  private nextId = 1;
+  private stopping = false;
+  private stressed = false;
+  private spare: number;
+  private readonly ep: number;
+  private readonly listener: number;
+  private readonly rules: Rules | undefined;
+  private readonly selfStart: string | undefined;
+
+  constructor(
+    private readonly serve: ServeConfig,
+    private readonly base: Config,
+    private readonly env: Readonly<Record<string, string>>,
+    private readonly s: Sys,
+    private readonly c: Libc,
+    selfStart: string | undefined,
+  ) {
+    this.selfStart = selfStart;
+    this.rules = serve.rulesFile === undefined
+      ? undefined
+      : new Rules(serve.rulesFile, serve.rulesMissingOk);
+    this.listener = s.listen(serve.ip, serve.port, serve.backlog);
+    this.ep = s.epollCreate();
+    this.spare = s.spareFd();
+    s.epollAdd(this.ep, this.listener, EPOLLIN);
+    this.handlers.set(this.listener, () => this.acceptSome());
+  }
+
+  /** The port it listens on (for -1 and port 0). */
+  port(): number {
+    return this.s.localAddress(this.listener).port;
+  }
+
+  private status(): void {
+    if (this.serve.verbosity >= 2) {
+      log.tcpserver(`status: ${this.children.size}/${this.serve.maxChildren}`);
+    }
+  }
+
+  /** Runs until SIGTERM and the last waiting client is done. */
+  async run(): Promise<number> {
+    Deno.addSignalListener("SIGTERM", () => this.stop());
+    Deno.addSignalListener("SIGHUP", () => {
+      this.reload.clear();
+      this.rules?.forget();
+      log.event(`RELOAD waiting=${this.waiting.size} children=${this.children.size}`);
+    });
+    this.status();
+    while (!this.stopping || this.waiting.size > 0) {
+      const events = await this.s.epollWait(this.ep, 256, 1000);
+      for (const [fd, revents] of events) this.handlers.get(fd)?.(revents);
+    }
+    return 0;
+  }
+
+  private stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.s.epollDelete(this.ep, this.listener);
+    this.handlers.delete(this.listener);
+    this.s.close(this.listener);
+    log.event(`STOP waiting=${this.waiting.size} children=${this.children.size}`);
+  }
+
+  private acceptSome(): void {
+    for (let n = 0; n < ACCEPT_BATCH && !this.stopping; n++) {
+      const got = this.s.accept(this.listener);
+      if ("errno" in got) {
+        if (got.errno === EAGAIN || got.errno === EINTR) return;
+        if ([EMFILE, ENFILE, ENOBUFS, ENOMEM].includes(got.errno)) this.outOfFds(got.errno);
+        return;
+      }
+      if (this.waiting.size >= this.serve.maxWaiting) {
+        this.refuse(got.fd, formatIp(got.remote.ip), "waiting");
+        continue;
+      }
+      this.admit(got.fd, got.remote).catch((e) => {
+        log.warning(`unable to serve a client: ${e instanceof Error ? e.message : e}`);
+      });
+    }
+  }
+
+  /** The fd table is full: give back the spare fd, take the client, refuse it, keep the spare. */
+  private outOfFds(errno: number): void {
+    this.s.close(this.spare);
+    const got = this.s.accept(this.listener);
+    if (!("errno" in got)) this.refuse(got.fd, formatIp(got.remote.ip), "fds");
+    this.spare = this.s.spareFd();
+    log.warning(`unable to accept: out of file descriptors or memory (errno ${errno})`);
+  }
+
+  /** 421 at once and close: no room. */
+  private refuse(fd: number, ip: string, why: string): void {
+    this.busy(fd, ip, why);
+    this.s.close(fd);
+  }
+
+  /** 421 and FIN (the caller closes): no room, or no rules to trust. */
+  private busy(fd: number, ip: string, why: string): void {
+    answer(this.c, reply(421, FULL_TEXT), fd, fd);
+    log.event(`BUSY ip=${log.clean(ip)} why=${why} waiting=${this.waiting.size} action=421`);
+  }
+
+  private updateStress(): void {
+    const limit = this.serve.maxWaiting;
+    const percent = this.serve.stressPercent;
+    if (percent === 0) return;
+    const high = (limit * percent) / 100;
+    if (!this.stressed && this.waiting.size >= high) {
+      this.stressed = true;
+      log.event(`STRESS on waiting=${this.waiting.size} limit=${limit}`);
+    } else if (this.stressed && this.waiting.size < high * 0.75) {
+      this.stressed = false;
+      log.event(`STRESS off waiting=${this.waiting.size} limit=${limit}`);
+    }
+  }
+
+  /** A new client: rules, screening, then a child or an answer. */
+  private async admit(fd: number, remote: { ip: Ip; port: number }) {
+    const id = this.nextId++;
+    const w = new Waiting(fd, this.c);
+    this.waiting.set(fd, w);
+    this.open.add(id);
+    this.handlers.set(fd, (revents) => w.settle(revents));
+    this.s.epollAdd(this.ep, fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
+    this.updateStress();
+    let handOn: (() => void) | undefined;
+    try {
+      const local = this.s.localAddress(fd);
+      const conn: Connection = {
+        local: { ip: formatIp(local.ip), port: local.port, host: undefined },
+        remote: { ip: formatIp(remote.ip), port: remote.port, host: undefined },
+        v6: local.ip.family === 6,
+      };
+      const localName = this.localName(conn.local.ip);
+      // -h: tcpserver's lookup, done once and shared with the screening.
+      let looked: Lookup | undefined;
+      if (this.serve.lookupRemote) {
+        looked = await lookupWhileWatching(remote.ip, this.base, w);
+        if (looked?.kind === "found") conn.remote.host = looked.name;
+      }
+      const rule = this.rules?.lookup(conn.remote.ip, conn.remote.host);
+      if (rule?.kind === "unreadable") {
+        log.warning(`dropping connection, unable to read ${this.serve.rulesFile}: ${rule.reason}`);
+        this.busy(fd, conn.remote.ip, "rules");
+        return;
+      }
+      conn.local.host = this.serve.localName ?? await localName;
+      if (rule?.kind === "deny") {
+        if (this.serve.verbosity >= 2) log.tcpserver(denyLine(0, conn));
+        return;
+      }
+      const env = connectionEnv(this.env, conn, rule?.env ?? {});
+      let config: Config;
+      try {
+        const request = parseConfig([...this.serve.screening, "--", ...this.serve.program], env);
+        if (request.kind !== "run") throw new UsageError("-v is not a screening option");
+        config = this.stressed
+          ? underStress(request.config, this.serve.stressDelayMs)
+          : request.config;
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        log.warning(`dropping connection from ${conn.remote.ip}: ${e.message}`);
+        return;
+      }
+      const client = readClient(env);
+      const screened = await screen({
+        config,
+        client,
+        relayClient: env.RELAYCLIENT !== undefined,
+        patterns: this.reload.patternsOf(config),
+        allow: await this.reload.allowOf(config),
+        watcher: w,
+        hold: (ms) => w.waitAsync(ms),
+        remember: () => this.remember(config, client.ip, id),
+        now,
+        roll: Math.random() * 100,
+        ...(this.serve.lookupRemote && looked?.kind !== "found" && looked ? { looked } : {}),
+      });
+      handOn = this.act(screened, w, id, config, env, conn, client.ipText);
+    } finally {
+      // Out of the epoll set before the fd is closed or handed on: its number will be reused.
+      this.s.epollDelete(this.ep, fd);
+      this.handlers.delete(fd);
+      this.waiting.delete(fd);
+      if (!handOn) {
+        this.open.delete(id);
+        this.s.close(fd);
+      }
+      this.updateStress();
+    }
+    if (!handOn) return;
+    if (this.children.size < this.serve.maxChildren) handOn();
+    else this.queue.push(handOn);
+  }
+
+  /** Acts on the verdict; for a pass, returns what starts the child (the fd stays open). */
+  private act(
+    screened: Screened,
+    w: Waiting,
+    id: number,
+    config: Config,
+    env: Record<string, string>,
+    conn: Connection,
+    ipText: string,
+  ): (() => void) | undefined {
+    const { verdict, watched } = screened;
+    const peek = () => watched.kind === "early" ? this.c.peek(w.fd, log.MAX_FIELD) : undefined;
+    switch (verdict.kind) {
+      case "drop":
+        log.outcome(outcomeOf(screened, ipText, 0, undefined));
+        void forget(screened.memory, departureOf(verdict));
+        return undefined;
+      case "reply": {
+        const peeked = peek();
+        const sent = answer(this.c, verdict.reply, w.fd, w.fd);
+        log.outcome(outcomeOf(screened, ipText, 0, peeked ?? sent));
+        void forget(screened.memory, departureOf(verdict));
+        return undefined;
+      }
+      case "pass": {
+        const data = peek();
+        return () => this.spawn(screened, w.fd, id, config, env, conn, ipText, data);
+      }
+    }
+  }
+
+  private spawn(
+    screened: Screened,
+    fd: number,
+    id: number,
+    config: Config,
+    env: Record<string, string>,
+    conn: Connection,
+    ipText: string,
+    data: Uint8Array | undefined,
+  ): void {
+    const vars = { ...env, ...exportsOf(screened) };
+    let pid = 0;
+    try {
+      pid = this.s.spawn(
+        config.program,
+        Object.entries(vars).map(([k, v]) => `${k}=${v}`),
+        fd,
+        fd,
+      );
+    } catch (e) {
+      log.outcome(outcomeOf(screened, ipText, 0, data));
+      log.warning(`unable to run ${log.clean(config.program[0])}: ${(e as SysError).message}`);
+      this.s.close(fd);
+      this.open.delete(id);
+      void forget(screened.memory, "gone");
+      return;
+    }
+    this.s.close(fd);
+    log.outcome(outcomeOf(screened, ipText, pid, data));
+    void forget(screened.memory, departureOf(screened.verdict));
+    let pidfd: number;
+    try {
+      pidfd = this.s.pidfd(pid);
+    } catch (e) {
+      log.warning((e as Error).message);
+      return;
+    }
+    const child: Child = { pid, pidfd, id };
+    this.children.set(pidfd, child);
+    this.handlers.set(pidfd, () => this.ended(child));
+    this.s.epollAdd(this.ep, pidfd, EPOLLIN);
+    this.status();
+    if (this.serve.verbosity >= 2) {
+      log.tcpserver(pidLine(pid, conn));
+      log.tcpserver(okLine(pid, conn));
+    }
+  }
+
+  private ended(child: Child): void {
+    const status = this.s.reap(child.pid);
+    if (status === undefined) return; // not yet (spurious wake-up)
+    this.s.epollDelete(this.ep, child.pidfd);
+    this.handlers.delete(child.pidfd);
+    this.s.close(child.pidfd);
+    this.children.delete(child.pidfd);
+    this.open.delete(child.id);
+    if (this.serve.verbosity >= 2) log.tcpserver(endLine(child.pid, status));
+    this.status();
+    while (this.queue.length > 0 && this.children.size < this.serve.maxChildren) {
+      this.queue.shift()!();
+    }
+  }
+
+  /** TCPLOCALHOST for a local address: -l, or its PTR, looked up once. */
+  private localName(ip: string): Promise<string | undefined> {
+    if (this.serve.localName !== undefined) return Promise.resolve(this.serve.localName);
+    let name = this.localNames.get(ip);
+    if (!name) {
+      name = (async () => {
+        const { lookupPtr } = await import("../rdns.ts");
+        const { parseIp } = await import("../ip.ts");
+        const found = await lookupPtr(
+          parseIp(ip)!,
+          this.base.nameServer,
+          AbortSignal.timeout(this.base.lookupTimeoutMs),
+        );
+        return found.kind === "found" ? found.name : undefined;
+      })();
+      this.localNames.set(ip, name);
+    }
+    return name;
+  }
+
+  private async remember(config: Config, ip: Ip, id: number): Promise<Memory> {
+    const { remember } = await import("../remember.ts");
+    const mark = `serve:${Deno.pid}:${this.selfStart ?? ""}:`;
+    return await remember(config, ip, this.c, {
+      pid: -id,
+      start: `${mark}${id}`,
+      alive: (c) => {
+        if (c.pid >= 0) return undefined;
+        if (c.start.startsWith(mark)) return this.open.has(-c.pid);
+        // Another server on this host: open while that server runs (an over-count at most).
+        const [, pid, start] = c.start.split(":");
+        return this.processStart(Number(pid)) === start;
+      },
+    });
+  }
+
+  private processStart(pid: number): string | undefined {
+    const stat = this.c.readProcFile(`/proc/${pid}/stat`);
+    return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  }
+}
+
+/** Under stress every delay is at most `capMs`. */
+export function underStress(config: Config, capMs: number): Config {
+  const cap = (ms: number) => Math.min(ms, capMs);
+  return Object.freeze({
+    ...config,
+    delayMs: Object.freeze({
+      ptr: cap(config.delayMs.ptr),
+      dynamic: cap(config.delayMs.dynamic),
+      noptr: cap(config.delayMs.noptr),
+    }),
+  });
+}
+
+/** `smtp-delay serve ARGS`: returns the exit code (100 usage, 111 system failure). */
+export async function serve(
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+): Promise<number> {
+  let services = "";
+  try {
+    services = Deno.readTextFileSync("/etc/services");
+  } catch {
+    // numbers only, then
+  }
+  const options = parseServe(args, env, services);
+  const request = parseConfig([...options.screening, "--", ...options.program], env);
+  if (request.kind !== "run") throw new UsageError("-v is not a screening option");
+  const s = sys();
+  const c = libc();
+  const stat = c.readProcFile("/proc/self/stat");
+  const selfStart = stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  let server: Server;
+  try {
+    server = new Server(options, request.config, env, s, c, selfStart);
+    if (options.uid !== undefined || options.gid !== undefined) {
+      s.becomeUser(options.uid ?? 0, options.gid ?? 0);
+    }
+  } catch (e) {
+    if (e instanceof SysError) {
+      log.fatal(`unable to listen on ${formatIp(options.ip)}:${options.port}: ${e.message}`);
+      return 111;
+    }
+    throw e;
+  }
+  if (options.printPort) {
+    Deno.stdout.writeSync(new TextEncoder().encode(`${server.port()}\n`));
+  }
+  return await server.run();
+}
