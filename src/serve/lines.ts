@@ -50,11 +50,11 @@ export function connectionEnv(
   return Object.assign(env, rules);
 }
 
-/** `LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:INFO:REMOTEIP:REMOTEPORT`, tcpserver's pair. */
+/** `LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT`, tcpserver's pair (no ident). */
 function ends(conn: Connection): string {
   const { local, remote } = conn;
   return `${safe(local.host)}:${local.ip}:${local.port} ` +
-    `${safe(remote.host)}::${remote.ip}:${remote.port}`;
+    `${safe(remote.host)}:${remote.ip}::${remote.port}`;
 }
 
 /** `pid PID from IP`. */

@@ -178,7 +178,11 @@ class Server {
     }
   }
 
-  /** Runs until SIGTERM and the last waiting client is done. */
+  /**
+   * Runs until SIGTERM, then until the last waiting client is handed on or
+   * answered. Running children are not waited for: like tcpserver's, they
+   * finish their sessions on their own.
+   */
   async run(): Promise<number> {
     Deno.addSignalListener("SIGTERM", () => this.stop());
     Deno.addSignalListener("SIGHUP", () => {
@@ -187,7 +191,7 @@ class Server {
       log.event(`RELOAD waiting=${this.waiting.size} children=${this.children.size}`);
     });
     this.status();
-    while (!this.stopping || this.waiting.size > 0) {
+    while (!this.stopping || this.waiting.size > 0 || this.queue.length > 0) {
       const events = await this.s.epollWait(this.ep, 256, 1000);
       for (const [fd, revents] of events) this.handlers.get(fd)?.(revents);
     }
