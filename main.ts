@@ -6,7 +6,7 @@
  * usage, 111 when the next program cannot run or the system fails.
  */
 import { readClient } from "./src/client.ts";
-import { type Config, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
+import { type Config, needsRelay, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
 import { answer, handOn } from "./src/handoff.ts";
 import { libc } from "./src/libc.ts";
 import * as log from "./src/log.ts";
@@ -18,6 +18,7 @@ import {
   outcomeOf,
   readPatterns,
   screen,
+  type Screened,
 } from "./src/screen.ts";
 import { watch } from "./src/watch.ts";
 
@@ -76,12 +77,51 @@ async function run(): Promise<number> {
       return 0;
     }
     case "pass": {
-      log.outcome(outcomeOf(screened, client.ipText, Deno.pid, peek()));
+      const relayed = needsRelay(config.caps);
+      log.outcome(outcomeOf(screened, client.ipText, Deno.pid, peek(), relayed));
       await forget(screened.memory, departureOf(verdict));
-      const why = handOn(c, config.program, exportsOf(screened));
+      if (relayed) return await relayOn(config, screened, client.ipText);
+      // The session cap without a relay: an alarm, which exec keeps.
+      const leftMs = config.caps.maxSessionMs - screened.waitedMs;
+      const alarmSeconds = config.caps.maxSessionMs > 0 ? Math.max(1, Math.ceil(leftMs / 1000)) : 0;
+      const why = handOn(c, config.program, exportsOf(screened), alarmSeconds);
       log.fatal(`unable to run ${log.clean(config.program[0])}: ${why}`);
       return 111;
     }
+  }
+}
+
+/**
+ * Stays as a relay between the client and `prog` (--max-idle,
+ * --max-bytes-per-second): the session's bytes go through this process.
+ * Exits with prog's status.
+ */
+async function relayOn(config: Config, screened: Screened, ip: string): Promise<number> {
+  const [{ sys, SysError }, { relayed }] = await Promise.all([
+    import("./src/serve/sys.ts"),
+    import("./src/serve/relay.ts"),
+  ]);
+  const env = Object.entries({ ...Deno.env.toObject(), ...exportsOf(screened) })
+    .map(([k, v]) => `${k}=${v}`);
+  try {
+    const startMs = now() - screened.waitedMs;
+    const { end, pid, status } = await relayed(
+      sys(),
+      config.program,
+      env,
+      config.caps,
+      now,
+      startMs,
+    );
+    log.event(
+      `END pid=${pid} ip=${ip} why=${end.why} in=${end.fromClient} out=${end.fromChild} ` +
+        `seconds=${log.seconds(now() - startMs)}`,
+    );
+    return (status & 0x7f) === 0 ? (status >> 8) & 0xff : 111;
+  } catch (e) {
+    if (!(e instanceof SysError)) throw e;
+    log.fatal(`unable to run ${log.clean(config.program[0])}: ${e.message}`);
+    return 111;
   }
 }
 

@@ -12,7 +12,8 @@ export const VERSION = "0.1.0";
 
 export const USAGE =
   "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [--store URL] " +
-  "[--allow FILE] [--SETTING N ...] [prog [arg ...]] | smtp-delay state show|list|forgive|expire";
+  "[--allow FILE] [--SETTING N ...] [--max-session N] [--max-idle N] [--max-bytes-per-second N] " +
+  "[prog [arg ...]] | smtp-delay state show|list|forgive|expire";
 
 /** A bad option or environment value: exit 100. */
 export class UsageError extends Error {
@@ -47,8 +48,34 @@ export interface Config {
   readonly storeTimeoutMs: number;
   /** --allow: file of CIDRs and rDNS suffixes exempt from everything. */
   readonly allowFile: string | undefined;
+  /** throttle.c's caps on a session that passed (0: no cap). */
+  readonly caps: Caps;
   /** The next program and its arguments. */
   readonly program: readonly string[];
+}
+
+/** The caps on a session after the hand-off, in ms or bytes per second; 0 switches one off. */
+export interface Caps {
+  /** The whole session, from the filter's start. */
+  readonly maxSessionMs: number;
+  /** No byte either way for this long ends the session (needs the relay). */
+  readonly maxIdleMs: number;
+  /** Bytes read from the client per second (needs the relay). */
+  readonly maxBytesPerSecond: number;
+}
+
+/** The caps' options and variables, as MEMORY_SETTINGS. */
+export const CAP_SETTINGS = [
+  ["max-session", "SMTPDELAY_MAX_SESSION", "maxSessionMs", "seconds", 900],
+  ["max-idle", "SMTPDELAY_MAX_IDLE", "maxIdleMs", "seconds", 0],
+  ["max-bytes-per-second", "SMTPDELAY_MAX_BYTES_PER_SECOND", "maxBytesPerSecond", "count", 0],
+] as const satisfies ReadonlyArray<
+  readonly [string, string, keyof Caps, "seconds" | "count", number]
+>;
+
+/** True when the caps need the filter to stay as a relay instead of exec'ing. */
+export function needsRelay(caps: Caps): boolean {
+  return caps.maxIdleMs > 0 || caps.maxBytesPerSecond > 0;
 }
 
 /** What the command line asks for: a run, or the usage and version text. */
@@ -98,6 +125,7 @@ const LONG_OPTIONS = new Set([
   "store-timeout",
   "allow",
   ...MEMORY_SETTINGS.map(([option]) => option),
+  ...CAP_SETTINGS.map(([option]) => option),
 ]);
 
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
@@ -273,18 +301,24 @@ export function parseConfig(
   };
   // Every option's value is checked, even where a variable overrides it.
   for (const { letter, value } of options) {
-    const setting = MEMORY_SETTINGS.find(([option]) => `--${option}` === letter);
+    const setting = [...MEMORY_SETTINGS, ...CAP_SETTINGS].find(([option]) =>
+      `--${option}` === letter
+    );
     if (setting) parseSetting(setting[3], value, letter);
     if (letter === "--store") parseStore(value, letter);
     if (letter === "--store-timeout") parseStoreTimeout(value, letter);
   }
-  const memory = Object.fromEntries(
-    MEMORY_SETTINGS.map(([option, variable, field, unit, fallback]) => {
+  /** A table of settings -> its values: the variable, else the option, else the default. */
+  const settings = (
+    table: ReadonlyArray<readonly [string, string, string, "seconds" | "count", number]>,
+  ) =>
+    Object.fromEntries(table.map(([option, variable, field, unit, fallback]) => {
       const given = long(option, variable);
       if (given) return [field, parseSetting(unit, given.text, given.what)];
       return [field, unit === "seconds" ? fallback * 1000 : fallback];
-    }),
-  ) as unknown as MemoryConfig;
+    }));
+  const memory = settings(MEMORY_SETTINGS) as unknown as MemoryConfig;
+  const caps = settings(CAP_SETTINGS) as unknown as Caps;
   const storeGiven = long("store", "SMTPDELAY_STORE");
   const store = storeGiven ? parseStore(storeGiven.text, storeGiven.what) : DEFAULT_STORE;
   const timeoutGiven = long("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
@@ -317,6 +351,7 @@ export function parseConfig(
       store,
       storeTimeoutMs,
       allowFile,
+      caps: Object.freeze(caps),
       program: Object.freeze([...rest]),
     }),
   };

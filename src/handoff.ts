@@ -9,16 +9,21 @@ const MAX_DRAIN = 65536;
 
 /**
  * Sets `env` in the environment and execs `program` in this process (same
- * pid, fds 0/1/2 untouched, no byte read). Returns only on failure, with the
- * reason.
+ * pid, fds 0/1/2 untouched, no byte read), with an alarm in `alarmSeconds`
+ * when that is not 0 (the session cap: the alarm survives exec, and its
+ * signal ends the session). Returns only on failure, with the reason.
  */
 export function handOn(
   libc: Libc,
   program: readonly string[],
   env: Readonly<Record<string, string>>,
+  alarmSeconds = 0,
 ): string {
   for (const [name, value] of Object.entries(env)) Deno.env.set(name, value);
-  return libc.exec(program);
+  libc.alarm(alarmSeconds);
+  const why = libc.exec(program);
+  libc.alarm(0);
+  return why;
 }
 
 /**

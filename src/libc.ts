@@ -54,6 +54,8 @@ export interface Libc {
   readProcFile(path: string): string | undefined;
   /** Sends FIN on a socket; a no-op on a pipe. */
   shutdownWrite(fd: number): void;
+  /** alarm(2): SIGALRM in `seconds` (0 cancels); exec keeps it. */
+  alarm(seconds: number): void;
   /**
    * Replaces this process with `argv[0]` (searched in PATH), keeping the pid,
    * fds 0/1/2 and the environment as Deno.env left it, with SIGPIPE back at its
@@ -74,6 +76,7 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   signal: { parameters: ["i32", "pointer"], result: "pointer" },
   execvp: { parameters: ["buffer", "buffer"], result: "i32" },
+  alarm: { parameters: ["u32"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -156,6 +159,9 @@ function wrap(sym: Symbols): Libc {
     },
     shutdownWrite(fd) {
       sym.shutdown(fd, SHUT_WR);
+    },
+    alarm(seconds) {
+      sym.alarm(seconds);
     },
     exec(argv) {
       const strings = argv.map(cString);

@@ -202,6 +202,7 @@ export function outcomeOf(
   ipText: string,
   pid: number,
   data: Uint8Array | undefined,
+  relayed = false,
 ): log.Outcome {
   const { verdict, watched } = screened;
   const action = verdict.kind === "drop"
@@ -212,6 +213,8 @@ export function outcomeOf(
     ? "rblsmtpd"
     : verdict.rblsmtpd === ""
     ? "justdelay"
+    : relayed
+    ? "relay"
     : "exec";
   return {
     event: verdict.event,

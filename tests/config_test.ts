@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  CAP_SETTINGS,
   type Config,
   DEFAULT_STORE,
   DEFAULTS,
@@ -8,6 +9,7 @@ import {
   MAX_SECONDS,
   MAX_TTL_SECONDS,
   MEMORY_SETTINGS,
+  needsRelay,
   parseConfig,
   parseDecimal,
   parseNameServer,
@@ -373,6 +375,7 @@ Deno.test("parseConfig() uses the documented defaults", () => {
     store: "sqlite:/var/lib/smtp-delay/state.db",
     storeTimeoutMs: 200,
     allowFile: undefined,
+    caps: { maxSessionMs: 900_000, maxIdleMs: 0, maxBytesPerSecond: 0 },
     program: ["prog"],
   });
   assert.deepEqual(DEFAULTS.delayMs, { ptr: 250, dynamic: 16_000, noptr: 26_000 });
@@ -1022,4 +1025,53 @@ Deno.test("parseConfig() reads the allowlist file from --allow and SMTPDELAY_ALL
 Deno.test("parseConfig() keeps the memory settings frozen", () => {
   const config = run(["--strikes", "2", "prog"]);
   assert.ok(Object.isFrozen(config.memory), "config.memory is not frozen");
+});
+
+Deno.test("parseConfig() reads each cap from its option and its variable", async (t) => {
+  for (const [option, variable, field, unit, fallback] of CAP_SETTINGS) {
+    await t.step(`--${option} / ${variable}`, async (t) => {
+      const rows: { name: string; args: string[]; env: Env; want: number }[] = [
+        { name: "default", args: [], env: {}, want: kept(unit, fallback) },
+        { name: `--${option} 7`, args: [`--${option}`, "7"], env: {}, want: kept(unit, 7) },
+        { name: `--${option}=0`, args: [`--${option}=0`], env: {}, want: 0 },
+        {
+          name: "the variable wins over the option",
+          args: [`--${option}`, "7"],
+          env: { [variable]: "9" },
+          want: kept(unit, 9),
+        },
+        {
+          name: "an empty variable counts as unset",
+          args: [`--${option}`, "7"],
+          env: { [variable]: "" },
+          want: kept(unit, 7),
+        },
+      ];
+      for (const row of rows) {
+        await t.step(row.name, () => {
+          const got = run([...row.args, "prog"], row.env).caps[field];
+          assert.equal(got, row.want, `${field}: got ${got}, want ${row.want}`);
+        });
+      }
+      await t.step("a malformed value is a usage error naming it", () => {
+        assertUsageError(() => run([`--${option}`, "-1", "prog"]), `--${option}`, '"-1"');
+        assertUsageError(() => run(["prog"], { [variable]: "x" }), variable, '"x"');
+      });
+    });
+  }
+});
+
+Deno.test("needsRelay() is true for an idle or bandwidth cap, not for the session cap", async (t) => {
+  const rows: [string, string[], boolean][] = [
+    ["the defaults (a session cap of 900 s only)", [], false],
+    ["--max-session 60", ["--max-session", "60"], false],
+    ["--max-idle 30", ["--max-idle", "30"], true],
+    ["--max-bytes-per-second 1000", ["--max-bytes-per-second", "1000"], true],
+  ];
+  for (const [name, args, want] of rows) {
+    await t.step(name, () => {
+      const got = needsRelay(run([...args, "prog"]).caps);
+      assert.equal(got, want, `got ${got}, want ${want}`);
+    });
+  }
 });

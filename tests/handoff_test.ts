@@ -48,6 +48,9 @@ class FakeLibc implements Libc {
   shutdownWrite(fd: number): void {
     this.calls.push(`shutdownWrite(${fd})`);
   }
+  alarm(seconds: number): void {
+    this.calls.push(`alarm(${seconds})`);
+  }
   exec(argv: readonly string[]): string {
     this.calls.push(`exec(${argv.join(" ")})`);
     for (const name of this.watchEnv) this.envAtExec[name] = Deno.env.get(name);
@@ -121,7 +124,7 @@ Deno.test("handOn() sets the exported variables, then execs the program with its
       SMTPDELAY_PTR: "mail.example.com",
       RBLSMTPD: "",
     });
-    assert.deepEqual(libc.calls, ["exec(rblsmtpd -r x qmail-smtpd)"]);
+    assert.deepEqual(libc.calls, ["alarm(0)", "exec(rblsmtpd -r x qmail-smtpd)", "alarm(0)"]);
     assert.deepEqual(libc.envAtExec, {
       SMTPDELAY_TIER: "ptr",
       SMTPDELAY_PTR: "mail.example.com",
@@ -131,4 +134,10 @@ Deno.test("handOn() sets the exported variables, then execs the program with its
   } finally {
     for (const [n, v] of saved) v === undefined ? Deno.env.delete(n) : Deno.env.set(n, v);
   }
+});
+
+Deno.test("handOn() sets the session cap's alarm before exec, and cancels it when exec fails", () => {
+  const libc = new FakeLibc();
+  handOn(libc, ["qmail-smtpd"], {}, 900);
+  assert.deepEqual(libc.calls, ["alarm(900)", "exec(qmail-smtpd)", "alarm(0)"]);
 });

@@ -89,6 +89,9 @@ class FakeLibc implements Libc {
   shutdownWrite(): void {
     throw new Error("watch() must not shut down");
   }
+  alarm(): void {
+    throw new Error("watch() must not set an alarm");
+  }
   exec(): string {
     throw new Error("watch() must not exec");
   }

@@ -10,7 +10,7 @@
  * lookups go on meanwhile.
  */
 import { readClient } from "../client.ts";
-import { type Config, parseConfig, UsageError } from "../config.ts";
+import { type Config, needsRelay, parseConfig, UsageError } from "../config.ts";
 import { answer } from "../handoff.ts";
 import { formatIp, type Ip } from "../ip.ts";
 import { type Libc, libc } from "../libc.ts";
@@ -32,7 +32,9 @@ import {
 } from "../screen.ts";
 import { interpret, type Watch, type Watched } from "../watch.ts";
 import { type Connection, connectionEnv, denyLine, endLine, okLine, pidLine } from "./lines.ts";
+import { EventLoop } from "./loop.ts";
 import { parseServe, type ServeConfig } from "./options.ts";
+import { relay } from "./relay.ts";
 import { Rules } from "./rules_file.ts";
 import {
   EAGAIN,
@@ -50,6 +52,8 @@ import {
 } from "./sys.ts";
 
 const now = () => performance.now();
+
+const SIGTERM = 15;
 
 /** Most connections accepted per wake-up, so that waiting clients are served too. */
 const ACCEPT_BATCH = 64;
@@ -100,6 +104,8 @@ interface Child {
   readonly pid: number;
   readonly pidfd: number;
   readonly id: number;
+  /** The session cap's timer (no relay). */
+  readonly timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Reads what can be re-read at SIGHUP: patterns and allowlists. */
@@ -136,14 +142,15 @@ class Server {
   private readonly queue: Array<() => void> = [];
   /** Connection ids (waiting or running a child), for the memory's "still open?". */
   private readonly open = new Set<number>();
-  private readonly handlers = new Map<number, (events: number) => void>();
   private readonly reload = new Reloadable();
   private readonly localNames = new Map<string, Promise<string | undefined>>();
   private nextId = 1;
+  /** Sessions being relayed (caps that need to see the traffic). */
+  private relays = 0;
   private stopping = false;
   private stressed = false;
   private spare: number;
-  private readonly ep: number;
+  private readonly loop: EventLoop;
   private readonly listener: number;
   private readonly rules: Rules | undefined;
   private readonly selfStart: string | undefined;
@@ -161,10 +168,9 @@ class Server {
       ? undefined
       : new Rules(serve.rulesFile, serve.rulesMissingOk);
     this.listener = s.listen(serve.ip, serve.port, serve.backlog);
-    this.ep = s.epollCreate();
+    this.loop = new EventLoop(s);
     this.spare = s.spareFd();
-    s.epollAdd(this.ep, this.listener, EPOLLIN);
-    this.handlers.set(this.listener, () => this.acceptSome());
+    this.loop.add(this.listener, EPOLLIN, () => this.acceptSome());
   }
 
   /** The port it listens on (for -1 and port 0). */
@@ -191,19 +197,18 @@ class Server {
       log.event(`RELOAD waiting=${this.waiting.size} children=${this.children.size}`);
     });
     this.status();
-    while (!this.stopping || this.waiting.size > 0 || this.queue.length > 0) {
-      const events = await this.s.epollWait(this.ep, 256, 1000);
-      for (const [fd, revents] of events) this.handlers.get(fd)?.(revents);
-    }
+    await this.loop.run(() =>
+      !this.stopping || this.waiting.size > 0 || this.queue.length > 0 || this.relays > 0
+    );
     return 0;
   }
 
   private stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.s.epollDelete(this.ep, this.listener);
-    this.handlers.delete(this.listener);
+    this.loop.remove(this.listener);
     this.s.close(this.listener);
+    this.loop.wake();
     log.event(`STOP waiting=${this.waiting.size} children=${this.children.size}`);
   }
 
@@ -266,8 +271,7 @@ class Server {
     const w = new Waiting(fd, this.c);
     this.waiting.set(fd, w);
     this.open.add(id);
-    this.handlers.set(fd, (revents) => w.settle(revents));
-    this.s.epollAdd(this.ep, fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
+    this.loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (revents) => w.settle(revents));
     this.updateStress();
     let handOn: (() => void) | undefined;
     try {
@@ -325,8 +329,7 @@ class Server {
       handOn = this.act(screened, w, id, config, env, conn, client.ipText);
     } finally {
       // Out of the epoll set before the fd is closed or handed on: its number will be reused.
-      this.s.epollDelete(this.ep, fd);
-      this.handlers.delete(fd);
+      this.loop.remove(fd);
       this.waiting.delete(fd);
       if (!handOn) {
         this.open.delete(id);
@@ -365,7 +368,7 @@ class Server {
       }
       case "pass": {
         const data = peek();
-        return () => this.spawn(screened, w.fd, id, config, env, conn, ipText, data);
+        return () => this.spawn(screened, w.fd, id, config, env, conn, ipText, data, w.start);
       }
     }
   }
@@ -379,27 +382,68 @@ class Server {
     conn: Connection,
     ipText: string,
     data: Uint8Array | undefined,
+    startMs: number,
   ): void {
-    const vars = { ...env, ...exportsOf(screened) };
+    const vars = Object.entries({ ...env, ...exportsOf(screened) }).map(([k, v]) => `${k}=${v}`);
+    const relayed = needsRelay(config.caps);
     let pid = 0;
+    let mine = -1;
     try {
-      pid = this.s.spawn(
-        config.program,
-        Object.entries(vars).map(([k, v]) => `${k}=${v}`),
-        fd,
-        fd,
-      );
+      if (relayed) {
+        const [ours, theirs] = this.s.socketPair();
+        mine = ours;
+        try {
+          pid = this.s.spawn(config.program, vars, theirs, theirs);
+        } finally {
+          this.s.close(theirs);
+        }
+      } else {
+        pid = this.s.spawn(config.program, vars, fd, fd);
+      }
     } catch (e) {
       log.outcome(outcomeOf(screened, ipText, 0, data));
       log.warning(`unable to run ${log.clean(config.program[0])}: ${(e as SysError).message}`);
       this.s.close(fd);
+      if (mine >= 0) this.s.close(mine);
       this.open.delete(id);
       void forget(screened.memory, "gone");
       return;
     }
-    this.s.close(fd);
-    log.outcome(outcomeOf(screened, ipText, pid, data));
+    log.outcome(outcomeOf(screened, ipText, pid, data, relayed));
     void forget(screened.memory, departureOf(screened.verdict));
+    const ended = (why: string, fromClient: number | undefined, fromChild: number | undefined) =>
+      log.event(
+        `END pid=${pid} ip=${ipText} why=${why} in=${fromClient ?? "-"} out=${
+          fromChild ?? "-"
+        } seconds=${log.seconds(now() - startMs)}`,
+      );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (relayed) {
+      this.relays++;
+      relay(
+        this.loop,
+        this.s,
+        { clientIn: fd, clientOut: fd, child: mine },
+        config.caps,
+        now,
+        startMs,
+      )
+        .then((end) => {
+          this.s.close(fd);
+          this.s.close(mine);
+          this.relays--;
+          ended(end.why, end.fromClient, end.fromChild);
+        });
+    } else {
+      this.s.close(fd);
+      if (config.caps.maxSessionMs > 0) {
+        // No relay: the session cap is a signal to the child.
+        timer = setTimeout(() => {
+          this.s.kill(pid, SIGTERM);
+          ended("session", undefined, undefined);
+        }, Math.max(0, startMs + config.caps.maxSessionMs - now()));
+      }
+    }
     let pidfd: number;
     try {
       pidfd = this.s.pidfd(pid);
@@ -407,10 +451,9 @@ class Server {
       log.warning((e as Error).message);
       return;
     }
-    const child: Child = { pid, pidfd, id };
+    const child: Child = { pid, pidfd, id, timer };
     this.children.set(pidfd, child);
-    this.handlers.set(pidfd, () => this.ended(child));
-    this.s.epollAdd(this.ep, pidfd, EPOLLIN);
+    this.loop.add(pidfd, EPOLLIN, () => this.ended(child));
     this.status();
     if (this.serve.verbosity >= 2) {
       log.tcpserver(pidLine(pid, conn));
@@ -421,9 +464,9 @@ class Server {
   private ended(child: Child): void {
     const status = this.s.reap(child.pid);
     if (status === undefined) return; // not yet (spurious wake-up)
-    this.s.epollDelete(this.ep, child.pidfd);
-    this.handlers.delete(child.pidfd);
+    this.loop.remove(child.pidfd);
     this.s.close(child.pidfd);
+    clearTimeout(child.timer);
     this.children.delete(child.pidfd);
     this.open.delete(child.id);
     if (this.serve.verbosity >= 2) log.tcpserver(endLine(child.pid, status));

@@ -31,6 +31,7 @@ export const EMFILE = 24;
 export const ENFILE = 23;
 export const ENOBUFS = 105;
 export const ENOMEM = 12;
+export const EPIPE = 32;
 
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
@@ -49,6 +50,10 @@ const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const ENOTSOCK = 88;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const IPPROTO_IPV6 = 41;
@@ -76,6 +81,11 @@ const SYMBOLS = {
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -141,6 +151,18 @@ export interface Sys {
   recv(fd: number, buf: Uint8Array): number;
   /** Writes what fits, without blocking and without SIGPIPE: bytes written, or -errno. */
   send(fd: number, bytes: Uint8Array): number;
+  /** Makes `fd` non-blocking (for a relay, which owns it). */
+  setNonBlocking(fd: number): void;
+  /** read(2) on a non-blocking fd: bytes, 0 at the end, or -errno. */
+  read(fd: number, buf: Uint8Array): number;
+  /** write(2) on a non-blocking fd: bytes written, or -errno (EPIPE, not SIGPIPE: Deno ignores it). */
+  write(fd: number, bytes: Uint8Array): number;
+  /** Ends the writing side: FIN on a socket; a pipe is closed instead. */
+  endWrite(fd: number): void;
+  /** Sends signal `signal` to process `pid`. */
+  kill(pid: number, signal: number): void;
+  /** A non-blocking eventfd, to wake an epoll_wait up. */
+  eventFd(): number;
   shutdownWrite(fd: number): void;
   close(fd: number): void;
   /** An fd on /dev/null, kept to be given back when the fd table is full. */
@@ -335,6 +357,31 @@ function wrap(sym: Symbols): Sys {
     send(fd, bytes) {
       const n = Number(sym.send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));
       return n < 0 ? -errno() : n;
+    },
+    setNonBlocking(fd) {
+      const flags = sym.fcntl(fd, F_GETFL, 0);
+      if (flags < 0 || sym.fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        fail(`make fd ${fd} non-blocking`);
+      }
+    },
+    read(fd, buf) {
+      const n = Number(sym.read(fd, buf, BigInt(buf.length)));
+      return n < 0 ? -errno() : n;
+    },
+    write(fd, bytes) {
+      const n = Number(sym.write(fd, bytes, BigInt(bytes.length)));
+      return n < 0 ? -errno() : n;
+    },
+    endWrite(fd) {
+      if (sym.shutdown(fd, SHUT_WR) < 0 && errno() === ENOTSOCK) sym.close(fd);
+    },
+    kill(pid, signal) {
+      sym.kill(pid, signal);
+    },
+    eventFd() {
+      const fd = sym.eventfd(0, O_NONBLOCK | O_RDONLY_CLOEXEC);
+      if (fd < 0) fail("create an eventfd");
+      return fd;
     },
     shutdownWrite(fd) {
       sym.shutdown(fd, SHUT_WR);

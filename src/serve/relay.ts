@@ -1,0 +1,266 @@
+/**
+ * The relay: when a cap needs to see the traffic (--max-idle,
+ * --max-bytes-per-second), the next program gets one end of a socket pair
+ * instead of the client, and the bytes are copied both ways here, in order,
+ * through one bounded buffer per direction (nothing is read that cannot be
+ * written on: the client's sending is held by TCP, not by our memory).
+ *
+ * Half-closes go through: the client's end of input becomes the child's
+ * (shutdown), and the child's end of output ends the session (the client
+ * gets FIN). A reset or a cap closes both sides.
+ */
+import type { Caps } from "../config.ts";
+import type { EventLoop } from "./loop.ts";
+import { EAGAIN, EINTR, EPOLLIN, EPOLLONESHOT, EPOLLOUT, type Sys } from "./sys.ts";
+
+/** The fds a relay copies between. `clientIn` and `clientOut` may be one socket. */
+export interface RelayEnds {
+  readonly clientIn: number;
+  readonly clientOut: number;
+  readonly child: number;
+}
+
+/** Why a relayed session ended. */
+export type RelayWhy = "eof" | "idle" | "session" | "reset";
+
+export interface RelayEnd {
+  readonly why: RelayWhy;
+  /** Bytes read from the client and from the child. */
+  readonly fromClient: number;
+  readonly fromChild: number;
+}
+
+/** Bytes held per direction. */
+const BUFFER_BYTES = 16_384;
+
+/** One direction: bytes read from `src`, waiting to be written to `dst`. */
+class Pipe {
+  readonly buf = new Uint8Array(BUFFER_BYTES);
+  start = 0;
+  end = 0;
+  /** `src` has ended (or failed): nothing more will be read. */
+  srcDone = false;
+  /** Everything was written and `dst` was told the end. */
+  done = false;
+  total = 0;
+
+  constructor(readonly src: number, readonly dst: number) {}
+
+  get pending(): number {
+    return this.end - this.start;
+  }
+}
+
+/**
+ * Copies between the client and the child until the child's output ends, a
+ * side resets, or a cap runs out; resolves then, with every fd of `ends`
+ * out of the loop (the caller closes them). `startMs` is when the session
+ * began (the session cap counts from there).
+ */
+export function relay(
+  loop: EventLoop,
+  s: Sys,
+  ends: RelayEnds,
+  caps: Caps,
+  now: () => number,
+  startMs: number,
+): Promise<RelayEnd> {
+  const up = new Pipe(ends.clientIn, ends.child);
+  const down = new Pipe(ends.child, ends.clientOut);
+  const pipes = [up, down];
+  const fds = [...new Set([ends.clientIn, ends.clientOut, ends.child])];
+  for (const fd of fds) s.setNonBlocking(fd);
+  let last = now();
+  let finished = false;
+  let tokens = caps.maxBytesPerSecond;
+  let refilledAt = now();
+  const timers: Array<ReturnType<typeof setTimeout>> = [];
+  let refill: ReturnType<typeof setTimeout> | undefined;
+  let resolve!: (end: RelayEnd) => void;
+  const result = new Promise<RelayEnd>((r) => resolve = r);
+
+  const finish = (why: RelayWhy) => {
+    if (finished) return;
+    finished = true;
+    for (const t of timers) clearTimeout(t);
+    if (refill !== undefined) clearTimeout(refill);
+    for (const fd of fds) loop.remove(fd);
+    resolve({ why, fromClient: up.total, fromChild: down.total });
+  };
+
+  /** Whether `pipe` may read now: room in its buffer, and (upward) tokens. */
+  const mayRead = (pipe: Pipe) =>
+    !pipe.srcDone && pipe.pending === 0 &&
+    (pipe !== up || caps.maxBytesPerSecond === 0 || tokens >= 1);
+
+  const interest = (fd: number) => {
+    let events = 0;
+    for (const pipe of pipes) {
+      if (pipe.src === fd && mayRead(pipe)) events |= EPOLLIN;
+      if (pipe.dst === fd && pipe.pending > 0) events |= EPOLLOUT;
+    }
+    return events;
+  };
+  // Every fd is one-shot: an event disarms it until rearm() asks for what is
+  // wanted now, so that a hung-up fd we cannot act on yet does not spin.
+  const DISARMED = -1;
+  const armed = new Map<number, number>();
+  const rearm = () => {
+    if (finished) return;
+    for (const fd of fds) {
+      const want = interest(fd);
+      const current = armed.get(fd)!;
+      if (want !== 0 ? current !== want : current > 0) {
+        loop.modify(fd, want | EPOLLONESHOT);
+        armed.set(fd, want);
+      }
+    }
+  };
+
+  /** Writes what is pending; after the end of `src`, passes the end on. False: `dst` is gone. */
+  const flush = (pipe: Pipe): boolean => {
+    while (pipe.pending > 0) {
+      const n = s.write(pipe.dst, pipe.buf.subarray(pipe.start, pipe.end));
+      if (n === -EAGAIN || n === -EINTR) return true;
+      if (n < 0) return false;
+      pipe.start += n;
+      last = now();
+    }
+    pipe.start = pipe.end = 0;
+    if (pipe.srcDone && !pipe.done) {
+      pipe.done = true;
+      s.endWrite(pipe.dst);
+    }
+    return true;
+  };
+
+  /** Reads what `src` has (when it may) and writes it on. */
+  const pump = (pipe: Pipe): "ok" | "unreadable" | "unwritable" => {
+    if (!mayRead(pipe)) return "ok";
+    const room = pipe === up && caps.maxBytesPerSecond > 0
+      ? Math.min(BUFFER_BYTES, Math.floor(tokens))
+      : BUFFER_BYTES;
+    const n = s.read(pipe.src, pipe.buf.subarray(0, room));
+    if (n === -EAGAIN || n === -EINTR) return "ok";
+    if (n < 0) return "unreadable"; // a reset
+    if (n === 0) {
+      pipe.srcDone = true;
+    } else {
+      pipe.start = 0;
+      pipe.end = n;
+      pipe.total += n;
+      last = now();
+      if (pipe === up && caps.maxBytesPerSecond > 0) {
+        tokens -= n;
+      }
+    }
+    return flush(pipe) ? "ok" : "unwritable";
+  };
+
+  /** The child no longer reads: what the client sends has nowhere to go, and is left unread. */
+  const discard = (pipe: Pipe) => {
+    pipe.srcDone = pipe.done = true;
+    pipe.start = pipe.end = 0;
+  };
+
+  /** The bucket holds one second of bytes and refills continuously. */
+  const refresh = () => {
+    const t = now();
+    tokens = Math.min(
+      caps.maxBytesPerSecond,
+      tokens + ((t - refilledAt) * caps.maxBytesPerSecond) / 1000,
+    );
+    refilledAt = t;
+  };
+
+  /** Out of tokens: reading waits until there is at least one byte's worth. */
+  const scheduleRefill = () => {
+    if (refill !== undefined) return;
+    const waitMs = Math.max(10, Math.ceil(((1 - tokens) * 1000) / caps.maxBytesPerSecond));
+    refill = setTimeout(() => {
+      refill = undefined;
+      step();
+    }, waitMs);
+  };
+
+  const step = () => {
+    if (finished) return;
+    if (caps.maxBytesPerSecond > 0) refresh();
+    if (!up.done) {
+      if (!flush(up)) discard(up);
+      else {
+        const got = pump(up);
+        if (got === "unreadable") return finish("reset"); // the client reset
+        if (got === "unwritable") discard(up);
+      }
+    }
+    if (!flush(down) || pump(down) !== "ok") return finish("reset");
+    if (down.done) return finish("eof"); // the child said all it will say, and it was sent
+    if (caps.maxBytesPerSecond > 0 && !up.srcDone && tokens < 1) scheduleRefill();
+    rearm();
+  };
+
+  const onEvent = (fd: number) => () => {
+    armed.set(fd, DISARMED);
+    step();
+  };
+  for (const fd of fds) {
+    loop.add(fd, EPOLLONESHOT, onEvent(fd));
+    armed.set(fd, 0);
+  }
+  if (caps.maxSessionMs > 0) {
+    timers.push(
+      setTimeout(() => finish("session"), Math.max(0, startMs + caps.maxSessionMs - now())),
+    );
+  }
+  if (caps.maxIdleMs > 0) {
+    const idle = () => {
+      const left = last + caps.maxIdleMs - now();
+      if (left <= 0) return finish("idle");
+      timers.push(setTimeout(idle, left));
+    };
+    timers.push(setTimeout(idle, caps.maxIdleMs));
+  }
+  step();
+  return result;
+}
+
+/**
+ * The per-connection filter as a relay (a cap needs the traffic): starts
+ * `program` on one end of a socket pair with `env` as its environment,
+ * relays between fd 0/1 and it, and waits for it to end. Resolves with the
+ * relay's end, the child's pid and its wait status. Throws SysError when
+ * the program cannot be started.
+ */
+export async function relayed(
+  s: Sys,
+  program: readonly string[],
+  env: readonly string[],
+  caps: Caps,
+  now: () => number,
+  startMs: number,
+): Promise<{ end: RelayEnd; pid: number; status: number }> {
+  const { EventLoop } = await import("./loop.ts");
+  const [mine, theirs] = s.socketPair();
+  let pid: number;
+  try {
+    pid = s.spawn(program, env, theirs, theirs);
+  } finally {
+    s.close(theirs);
+  }
+  const loop = new EventLoop(s);
+  const pidfd = s.pidfd(pid);
+  let status: number | undefined;
+  loop.add(pidfd, EPOLLIN, () => {
+    status ??= s.reap(pid);
+    loop.wake();
+  });
+  let end: RelayEnd | undefined;
+  relay(loop, s, { clientIn: 0, clientOut: 1, child: mine }, caps, now, startMs).then((e) => {
+    end = e;
+    s.close(mine); // the child sees the end of its input, if it had not yet
+    loop.wake();
+  });
+  await loop.run(() => end === undefined || status === undefined);
+  return { end: end!, pid, status: status! };
+}
