@@ -384,6 +384,23 @@ class Server {
     data: Uint8Array | undefined,
     startMs: number,
   ): void {
+    // A client that hung up while it waited for a free child (-c) starts nothing.
+    const revents = this.c.readable(fd, 0);
+    const seen = revents === 0
+      ? undefined
+      : interpret(revents, this.c.bytesWaiting(fd), now() - startMs);
+    if (seen?.kind === "closed") {
+      const dropped: Screened = {
+        ...screened,
+        verdict: { kind: "drop", event: "closed" },
+        watched: seen,
+      };
+      log.outcome(outcomeOf(dropped, ipText, 0, undefined));
+      this.s.close(fd);
+      this.open.delete(id);
+      void forget(screened.memory, "gone");
+      return;
+    }
     const vars = Object.entries({ ...env, ...exportsOf(screened) }).map(([k, v]) => `${k}=${v}`);
     const relayed = needsRelay(config.caps);
     let pid = 0;
@@ -547,6 +564,14 @@ export async function serve(
   if (request.kind !== "run") throw new UsageError("-v is not a screening option");
   const s = sys();
   const c = libc();
+  const files = s.raiseFileLimit();
+  // Each waiting client holds one fd, each relayed session two, and Deno itself a few dozen.
+  if (files < options.maxWaiting + 64) {
+    log.warning(
+      `only ${files} file descriptors for --waiting ${options.maxWaiting}: ` +
+        `clients beyond get 421 (raise ulimit -n)`,
+    );
+  }
   const stat = c.readProcFile("/proc/self/stat");
   const selfStart = stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
   let server: Server;

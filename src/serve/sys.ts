@@ -109,6 +109,7 @@ const SYMBOLS = {
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setgid: { parameters: ["u32"], result: "i32" },
   setuid: { parameters: ["u32"], result: "i32" },
   setgroups: { parameters: ["usize", "buffer"], result: "i32" },
@@ -169,6 +170,8 @@ export interface Sys {
   spareFd(): number;
   /** The soft limit on open files. */
   fileLimit(): number;
+  /** Raises the soft limit on open files to the hard limit; returns the new soft limit. */
+  raiseFileLimit(): number;
   /** Drops root for `uid`:`gid` (groups: just `gid`); throws SysError. */
   becomeUser(uid: number, gid: number): void;
 }
@@ -396,6 +399,14 @@ function wrap(sym: Symbols): Sys {
       const limit = new BigUint64Array(2);
       if (sym.getrlimit(RLIMIT_NOFILE, new Uint8Array(limit.buffer)) < 0) return 1024;
       return Number(limit[0]! > 1_000_000n ? 1_000_000n : limit[0]!);
+    },
+    raiseFileLimit() {
+      const limit = new BigUint64Array(2);
+      if (sym.getrlimit(RLIMIT_NOFILE, new Uint8Array(limit.buffer)) === 0) {
+        limit[0] = limit[1]!;
+        sym.setrlimit(RLIMIT_NOFILE, new Uint8Array(limit.buffer));
+      }
+      return this.fileLimit();
     },
     becomeUser(uid, gid) {
       if (sym.setgroups(1n, new Uint8Array(new Uint32Array([gid]).buffer)) < 0) {

@@ -1,0 +1,199 @@
+/**
+ * The relay between a client and a child, over real socket pairs and the
+ * real event loop: order, half-closes, resets and the three caps.
+ */
+import assert from "node:assert/strict";
+import type { Caps } from "../src/config.ts";
+import { EventLoop } from "../src/serve/loop.ts";
+import { relay, type RelayEnd } from "../src/serve/relay.ts";
+import { EAGAIN, sys } from "../src/serve/sys.ts";
+
+const s = sys();
+const now = () => performance.now();
+const NO_CAPS: Caps = { maxSessionMs: 0, maxIdleMs: 0, maxBytesPerSecond: 0 };
+
+/** A relay between two socket pairs; the test holds the far ends. */
+class Rig {
+  readonly client: number; // the test's client end
+  readonly child: number; // the test's child end
+  private readonly ends: number[];
+  readonly loop = new EventLoop(s);
+  readonly done: Promise<RelayEnd>;
+  private over = false;
+  readonly running: Promise<void>;
+
+  constructor(caps: Caps) {
+    const [client, clientSide] = s.socketPair();
+    const [child, childSide] = s.socketPair();
+    this.client = client;
+    this.child = child;
+    this.ends = [client, clientSide, child, childSide];
+    s.setNonBlocking(client);
+    s.setNonBlocking(child);
+    const start = now();
+    this.done = relay(
+      this.loop,
+      s,
+      { clientIn: clientSide, clientOut: clientSide, child: childSide },
+      caps,
+      now,
+      start,
+    ).finally(() => {
+      this.over = true;
+      this.loop.wake();
+    });
+    this.running = this.loop.run(() => !this.over);
+  }
+
+  /** Writes all of `bytes` to `fd`, waiting while the socket is full. */
+  async write(fd: number, bytes: Uint8Array): Promise<void> {
+    let rest = bytes;
+    const deadline = now() + 10_000;
+    while (rest.length > 0) {
+      const n = s.write(fd, rest);
+      if (n === -EAGAIN) {
+        if (now() > deadline) throw new Error("write timed out");
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      if (n < 0) throw new Error(`write: errno ${-n}`);
+      rest = rest.subarray(n);
+    }
+  }
+
+  /** Reads from `fd` until `want` bytes or the end; returns them and whether the end came. */
+  async read(fd: number, want: number): Promise<{ bytes: Uint8Array; end: boolean }> {
+    const out: number[] = [];
+    const buf = new Uint8Array(65536);
+    const deadline = now() + 10_000;
+    while (out.length < want) {
+      const n = s.read(fd, buf);
+      if (n === 0) return { bytes: new Uint8Array(out), end: true };
+      if (n === -EAGAIN) {
+        if (now() > deadline) throw new Error(`read timed out after ${out.length} bytes`);
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      if (n < 0) throw new Error(`read: errno ${-n}`);
+      out.push(...buf.subarray(0, n));
+    }
+    return { bytes: new Uint8Array(out), end: false };
+  }
+
+  async close(): Promise<void> {
+    await this.done;
+    await this.running;
+    for (const fd of this.ends) s.close(fd);
+  }
+}
+
+function pattern(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    out[i] = x >> 16;
+  }
+  return out;
+}
+
+Deno.test("relay() copies both ways in order, then ends when the child's output ends", async () => {
+  const rig = new Rig(NO_CAPS);
+  const up = pattern(300_000, 1);
+  const down = pattern(200_000, 2);
+  await Promise.all([rig.write(rig.client, up), rig.write(rig.child, down)]);
+  const [atChild, atClient] = await Promise.all([
+    rig.read(rig.child, up.length),
+    rig.read(rig.client, down.length),
+  ]);
+  assert.deepEqual(atChild.bytes, up, "the child got the client's bytes in order");
+  assert.deepEqual(atClient.bytes, down, "the client got the child's bytes in order");
+  s.shutdownWrite(rig.child); // the child is done talking
+  const end = await rig.done;
+  assert.deepEqual(end, { why: "eof", fromClient: up.length, fromChild: down.length });
+  assert.equal((await rig.read(rig.client, 1)).end, true, "the client got FIN");
+  await rig.close();
+});
+
+Deno.test("relay() passes the client's half-close on, and the child may still answer", async () => {
+  const rig = new Rig(NO_CAPS);
+  await rig.write(rig.client, new TextEncoder().encode("QUIT\r\n"));
+  s.shutdownWrite(rig.client);
+  const atChild = await rig.read(rig.child, 100);
+  assert.equal(new TextDecoder().decode(atChild.bytes), "QUIT\r\n");
+  assert.equal(atChild.end, true, "the child saw the end of its input");
+  await rig.write(rig.child, new TextEncoder().encode("221 bye\r\n"));
+  s.shutdownWrite(rig.child);
+  const atClient = await rig.read(rig.client, 100);
+  assert.equal(new TextDecoder().decode(atClient.bytes), "221 bye\r\n");
+  assert.equal(atClient.end, true);
+  assert.equal((await rig.done).why, "eof");
+  await rig.close();
+});
+
+Deno.test("relay() ends with reset when the client resets", async () => {
+  const rig = new Rig(NO_CAPS);
+  // A Unix socket closed with unread input resets its peer.
+  await rig.write(rig.child, new TextEncoder().encode("220 hello\r\n"));
+  await new Promise((r) => setTimeout(r, 50)); // let it reach the client's buffer, unread
+  s.close(rig.client);
+  const end = await rig.done;
+  assert.equal(end.why, "reset", `got ${end.why}`);
+  await rig.running;
+});
+
+Deno.test("relay() ends an idle session after --max-idle", async () => {
+  const rig = new Rig({ ...NO_CAPS, maxIdleMs: 150 });
+  const t0 = now();
+  await rig.write(rig.client, new TextEncoder().encode("x"));
+  await rig.read(rig.child, 1);
+  const end = await rig.done;
+  const ms = now() - t0;
+  assert.equal(end.why, "idle");
+  assert.ok(ms >= 140 && ms < 1_000, `ended after ${ms.toFixed(0)} ms, want about 150`);
+  await rig.close();
+});
+
+Deno.test("relay() ends a session after --max-session however busy it is", async () => {
+  const rig = new Rig({ ...NO_CAPS, maxSessionMs: 200, maxIdleMs: 10_000 });
+  const t0 = now();
+  let busy = true;
+  const chatter = (async () => {
+    while (busy) {
+      await rig.write(rig.client, new Uint8Array(10));
+      await rig.read(rig.child, 10);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  const end = await rig.done;
+  busy = false;
+  await chatter.catch(() => {});
+  const ms = now() - t0;
+  assert.equal(end.why, "session");
+  assert.ok(ms >= 190 && ms < 1_000, `ended after ${ms.toFixed(0)} ms, want about 200`);
+  await rig.close();
+});
+
+Deno.test("relay() reads at most --max-bytes-per-second from the client", async () => {
+  const rate = 20_000;
+  const rig = new Rig({ ...NO_CAPS, maxBytesPerSecond: rate });
+  const data = pattern(rate * 2, 3); // one second's bucket at once, then one more second
+  const t0 = now();
+  await rig.write(rig.client, data);
+  const got = await rig.read(rig.child, data.length);
+  const ms = now() - t0;
+  assert.deepEqual(got.bytes, data, "every byte, in order");
+  assert.ok(ms >= 900 && ms < 2_500, `took ${ms.toFixed(0)} ms, want about 1000`);
+  s.shutdownWrite(rig.child);
+  assert.equal((await rig.done).fromClient, data.length);
+  await rig.close();
+});
+
+Deno.test("relay() ends with eof when the child is gone, though the client still sends", async () => {
+  const rig = new Rig(NO_CAPS);
+  s.close(rig.child); // the child is gone: writes to it fail
+  await rig.write(rig.client, new TextEncoder().encode("more\r\n"));
+  const end = await rig.done; // its output ended too: eof
+  assert.equal(end.why, "eof");
+  await rig.running;
+});
