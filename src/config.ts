@@ -119,8 +119,8 @@ export const MEMORY_SETTINGS = [
 export const MAX_TTL_SECONDS = 2_592_000;
 export const MAX_COUNT = 1_000_000;
 
-/** Long options that take a value, besides the memory settings. */
-const LONG_OPTIONS = new Set([
+/** Long options that take a value (serve passes them to the screening). */
+export const LONG_OPTIONS: ReadonlySet<string> = new Set([
   "store",
   "store-timeout",
   "allow",

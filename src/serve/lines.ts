@@ -21,15 +21,22 @@ export interface Connection {
   readonly v6: boolean;
 }
 
-/** Host names and other outside text as tcpserver logs them: `?` for odd bytes, cut at 100. */
+const encoder = new TextEncoder();
+
+/**
+ * Host names and other outside text as tcpserver logs them: each byte (of
+ * the UTF-8) outside 33..126, and `%` and `:`, becomes `?`; at 100 bytes
+ * the text is cut and `...` added.
+ */
 export function safe(text: string | undefined): string {
   if (text === undefined) return "";
+  const bytes = encoder.encode(text);
   let out = "";
-  for (let i = 0; i < Math.min(text.length, 100); i++) {
-    const c = text.charCodeAt(i);
-    out += c < 33 || c > 126 || c === 0x25 || c === 0x3a ? "?" : text[i];
+  for (let i = 0; i < Math.min(bytes.length, 100); i++) {
+    const c = bytes[i]!;
+    out += c < 33 || c > 126 || c === 0x25 || c === 0x3a ? "?" : String.fromCharCode(c);
   }
-  return text.length > 100 ? out + "..." : out;
+  return bytes.length >= 100 ? out + "..." : out;
 }
 
 /** The child's environment: the server's, tcpserver's variables, then the rules'. */

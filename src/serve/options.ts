@@ -7,7 +7,12 @@
  * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
  * taken. -v is tcpserver's verbosity here, not the version.
  */
-import { MAX_COUNT, UsageError, VALUE_OPTIONS as SCREENING_VALUES } from "../config.ts";
+import {
+  LONG_OPTIONS as SCREENING_LONG,
+  MAX_COUNT,
+  UsageError,
+  VALUE_OPTIONS as SCREENING_VALUES,
+} from "../config.ts";
 import { formatIp, type Ip, parseIp } from "../ip.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
@@ -60,6 +65,21 @@ function count(text: string, what: string, min: number): number {
   return Number(text);
 }
 
+/** A uid or gid: 0 to 4294967294 (the largest is "no change" to setuid). */
+function id(text: string, what: string): number {
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 4_294_967_294) {
+    throw new UsageError(`${what} wants a user or group id, got "${text}"`);
+  }
+  return Number(text);
+}
+
+function percent(text: string, what: string): number {
+  if (!/^[0-9]{1,3}$/.test(text) || Number(text) > 100) {
+    throw new UsageError(`${what} wants a whole percentage from 0 to 100, got "${text}"`);
+  }
+  return Number(text);
+}
+
 /** The port of a service name in /etc/services' text (tcp), or of a number. */
 export function parsePort(text: string, services: string): number {
   if (/^[0-9]{1,5}$/.test(text)) {
@@ -70,7 +90,10 @@ export function parsePort(text: string, services: string): number {
       const words = line.replace(/#.*/, "").trim().split(/\s+/);
       const [name, proto, ...aliases] = words;
       const m = /^([0-9]{1,5})\/tcp$/.exec(proto ?? "");
-      if (m && (name === text || aliases.includes(text))) return Number(m[1]);
+      if (m && (name === text || aliases.includes(text))) {
+        if (Number(m[1]) <= 65535) return Number(m[1]);
+        break; // a broken /etc/services line
+      }
     }
   }
   throw new UsageError(`PORT wants a number from 0 to 65535 or a tcp service, got "${text}"`);
@@ -105,6 +128,9 @@ export function parseServe(
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
+      if (!SERVE_LONG.has(name) && !SCREENING_LONG.has(name)) {
+        throw new UsageError(`Unknown option "--${name}"`);
+      }
       let value = eq < 0 ? undefined : arg.slice(eq + 1);
       if (value === undefined) {
         if (i + 1 >= args.length) throw new UsageError(`Option --${name} needs a value`);
@@ -154,11 +180,15 @@ export function parseServe(
   const last = (letter: string) => mine.findLast((o) => o.letter === letter)?.value;
   const has = (letter: string) => mine.some((o) => o.letter === letter);
   const lastOf = (letters: string[]) => mine.findLast((o) => letters.includes(o.letter))?.letter;
-  let uid = last("u") === undefined ? undefined : count(last("u")!, "-u", 0);
-  let gid = last("g") === undefined ? undefined : count(last("g")!, "-g", 0);
-  if (has("U")) {
-    uid = count(env.UID ?? "", "UID (for -U)", 0);
-    gid = count(env.GID ?? "", "GID (for -U)", 0);
+  // -U (UID and GID from envuidgid), -u, -g: the last one given wins, as in tcpserver.
+  let uid: number | undefined;
+  let gid: number | undefined;
+  for (const { letter, value } of mine) {
+    if (letter === "U") {
+      uid = id(env.UID ?? "", "UID (for -U)");
+      gid = id(env.GID ?? "", "GID (for -U)");
+    } else if (letter === "u") uid = id(value, "-u");
+    else if (letter === "g") gid = id(value, "-g");
   }
   const verbosity = ({ q: 0, Q: 1, v: 2 } as const)[lastOf(["q", "Q", "v"]) as "q" | "Q" | "v"] ??
     1;
@@ -169,7 +199,7 @@ export function parseServe(
     port: parsePort(portText, services),
     maxChildren: last("c") === undefined ? 40 : count(last("c")!, "-c", 1),
     maxWaiting: last("--waiting") === undefined ? 1000 : count(last("--waiting")!, "--waiting", 1),
-    stressPercent: stress === undefined ? 90 : Math.min(count(stress, "--stress", 0), 100),
+    stressPercent: stress === undefined ? 90 : percent(stress, "--stress"),
     stressDelayMs: stressDelay === undefined ? 2000 : secondsMs(stressDelay, "--stress-delay"),
     rulesFile: last("x"),
     rulesMissingOk: has("X"),
