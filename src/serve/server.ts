@@ -9,7 +9,7 @@
  * running child. epoll_wait runs on a helper thread, so timers and DNS
  * lookups go on meanwhile.
  */
-import { readClient } from "../client.ts";
+import { type Client, readClient } from "../client.ts";
 import { type Config, needsRelay, parseConfig, UsageError } from "../config.ts";
 import { answer } from "../handoff.ts";
 import { formatIp, type Ip } from "../ip.ts";
@@ -272,6 +272,8 @@ class Server {
     this.waiting.set(fd, w);
     this.open.add(id);
     this.loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (revents) => w.settle(revents));
+    // Stress is what this client found on arrival; its own arrival may start it for the next.
+    const stressed = this.stressed;
     this.updateStress();
     let handOn: (() => void) | undefined;
     try {
@@ -300,25 +302,29 @@ class Server {
         return;
       }
       const env = connectionEnv(this.env, conn, rule?.env ?? {});
+      // What the rules' variables make of the screening, checked as the filter checks its own.
       let config: Config;
+      let client: Client;
+      let patterns: RegExp[] | undefined;
+      let allow: Exemptions | undefined;
       try {
         const request = parseConfig([...this.serve.screening, "--", ...this.serve.program], env);
         if (request.kind !== "run") throw new UsageError("-v is not a screening option");
-        config = this.stressed
-          ? underStress(request.config, this.serve.stressDelayMs)
-          : request.config;
+        config = stressed ? underStress(request.config, this.serve.stressDelayMs) : request.config;
+        client = readClient(env);
+        patterns = this.reload.patternsOf(config);
+        allow = await this.reload.allowOf(config);
       } catch (e) {
         if (!(e instanceof UsageError)) throw e;
         log.warning(`dropping connection from ${conn.remote.ip}: ${e.message}`);
         return;
       }
-      const client = readClient(env);
       const screened = await screen({
         config,
         client,
         relayClient: env.RELAYCLIENT !== undefined,
-        patterns: this.reload.patternsOf(config),
-        allow: await this.reload.allowOf(config),
+        patterns,
+        allow,
         watcher: w,
         hold: (ms) => w.waitAsync(ms),
         remember: () => this.remember(config, client.ip, id),
@@ -562,6 +568,9 @@ export async function serve(
   const options = parseServe(args, env, services);
   const request = parseConfig([...options.screening, "--", ...options.program], env);
   if (request.kind !== "run") throw new UsageError("-v is not a screening option");
+  // A missing pattern file or allowlist of the run file is a usage error now, not per client.
+  if (request.config.patternFile !== undefined) readPatterns(request.config.patternFile);
+  await loadExemptions(request.config.allowFile);
   const s = sys();
   const c = libc();
   const files = s.raiseFileLimit();

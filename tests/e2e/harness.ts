@@ -550,7 +550,7 @@ export async function baselineFds(): Promise<string> {
 
 /** Connects, waits for the recorder's banner, closes; returns seconds to banner and the pid. */
 export async function banner(
-  server: Server,
+  server: Listener,
   from: string,
 ): Promise<{ seconds: number; pid: number }> {
   const client = await Client.connect(server.port, from);
@@ -559,4 +559,307 @@ export async function banner(
   client.close();
   await server.endOf(pid);
   return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
+}
+
+/** What banner() needs of a server: a tcpserver chain (Server) or `smtp-delay serve`. */
+export interface Listener {
+  readonly port: number;
+  pidOf(clientPort: number): Promise<number>;
+  endOf(pid: number): Promise<number>;
+}
+
+/** Writes `lines` (tcprules syntax, one rule each) into the cdb `path` with tcprules. */
+export async function writeRules(path: string, lines: readonly string[]): Promise<void> {
+  const tcprules = new Deno.Command("tcprules", {
+    args: [path, `${path}.tmp`],
+    stdin: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = tcprules.stdin.getWriter();
+  await w.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+  await w.close();
+  const made = await tcprules.output();
+  if (!made.success) throw new Error(`tcprules: ${decoder.decode(made.stderr)}`);
+}
+
+/** A Rule as a tcprules line (`127.0.0.2:allow,TCPREMOTEIP="192.0.2.2"`); strings as they are. */
+export function ruleLine(rule: Rule | string): string {
+  if (typeof rule === "string") return rule;
+  return `${rule.from}:allow` + Object.entries(rule.env).map(([k, v]) => `,${k}="${v}"`).join("");
+}
+
+export interface ServeOptions {
+  /**
+   * serve's options, before HOST PORT: tcpserver's, the screening's and its
+   * own (the harness adds -1, -v unless `quiet`, and -x with the rules).
+   */
+  readonly args: readonly string[];
+  /** Rules (Rule, or a tcprules line such as "127.0.0.9:deny"); ":allow" ends them. */
+  readonly rules?: ReadonlyArray<Rule | string>;
+  /** No -x at all. */
+  readonly noRules?: boolean;
+  /** Variables of the run file, over the empty environment's few. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The next program; the recorder unless told otherwise. */
+  readonly last?: readonly string[];
+  /** A command that runs serve, e.g. ["prlimit", "--nofile=40:40"]. */
+  readonly wrap?: readonly string[];
+  /** Leave -v out (then no tcpserver lines: pidOf and endOf wait in vain). */
+  readonly quiet?: boolean;
+}
+
+/**
+ * `smtp-delay serve` on 127.0.0.1 (port 0, printed by -1), under an empty
+ * environment, with the recorder as the next program; the same methods as
+ * Server. Its tcpserver lines carry the child's pid, which is the
+ * recorder's: serve starts it with no process in between.
+ */
+export class ServeServer implements Listener {
+  readonly lines: string[] = [];
+  readonly records: string;
+  readonly rulesFile: string;
+  private waiters: Array<() => void> = [];
+  /** serve's exit status, once it exited. */
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  private constructor(
+    readonly port: number,
+    private readonly child: Deno.ChildProcess,
+    readonly dir: string,
+  ) {
+    this.records = `${dir}/records`;
+    this.rulesFile = `${dir}/rules.cdb`;
+    this.exited = child.status;
+    this.pump();
+  }
+
+  /** serve's own pid (the Deno process). */
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  static async start(options: ServeOptions): Promise<ServeServer> {
+    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-serve-" });
+    await Deno.mkdir(`${dir}/records`);
+    if (!options.noRules) {
+      await writeRules(`${dir}/rules.cdb`, [...(options.rules ?? []).map(ruleLine), ":allow"]);
+    }
+    const child = new Deno.Command(options.wrap?.[0] ?? FILTER[0]!, {
+      args: [
+        ...(options.wrap ? [...options.wrap.slice(1), FILTER[0]!] : []),
+        ...FILTER.slice(1),
+        "serve",
+        "-1",
+        ...(options.quiet ? [] : ["-v"]),
+        ...(options.noRules ? [] : ["-x", `${dir}/rules.cdb`]),
+        ...options.args,
+        "127.0.0.1",
+        "0",
+        ...(options.last ?? [RECORDER]),
+      ],
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        DENO_NO_UPDATE_CHECK: "1",
+        NO_COLOR: "1",
+        RECORD_DIR: `${dir}/records`,
+        SMTPDELAY_STORE: "none",
+        ...options.env,
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // -1: the port on stdout, once it listens.
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    try {
+      await within(
+        TIMEOUT_MS,
+        "serve to print its port",
+        (async () => {
+          while (!out.includes("\n")) {
+            const { value, done } = await stdout.read();
+            if (done) throw new Error(`serve printed ${JSON.stringify(out)} and closed stdout`);
+            out += value;
+          }
+        })(),
+      );
+    } catch (e) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      const err = await new Response(child.stderr).text();
+      throw new Error(`${(e as Error).message}\n${err}`);
+    }
+    stdout.releaseLock();
+    child.stdout.cancel().catch(() => {});
+    if (!/^[0-9]+\n$/.test(out)) throw new Error(`serve -1 printed ${JSON.stringify(out)}`);
+    const server = new ServeServer(Number(out), child, dir);
+    if (!options.quiet) {
+      await server.waitLog(/^tcpserver: status: 0\//).catch(async (e) => {
+        await server.stop();
+        throw e;
+      });
+    }
+    return server;
+  }
+
+  private async pump(): Promise<void> {
+    let rest = "";
+    for await (const chunk of this.child.stderr.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      this.lines.push(...parts);
+      for (const wake of this.waiters.splice(0)) wake();
+    }
+    if (rest) this.lines.push(rest);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The first log line matching `re` at index `from` or later (waits for it). */
+  async waitLog(re: RegExp, what = String(re), from = 0): Promise<string> {
+    return await within(
+      TIMEOUT_MS,
+      `log line ${what}\n${this.lines.join("\n")}`,
+      (async () => {
+        for (;;) {
+          const line = this.lines.slice(from).find((l) => re.test(l));
+          if (line !== undefined) return line;
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /** The pid of the child started for the client on local port `clientPort` (its `ok` line). */
+  async pidOf(clientPort: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
+    return Number(line.split(" ")[2]);
+  }
+
+  /** Waits for the child's `end` line; its exit code, or minus the signal that killed it. */
+  async endOf(pid: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: end ${pid} status `));
+    const status = Number(line.split(" ").pop());
+    return (status & 0x7f) === 0 ? status >> 8 : -(status & 0x7f);
+  }
+
+  /** The smtp-delay lines that carry pid=PID. */
+  linesOf(pid: number, prefix = "smtp-delay:"): string[] {
+    return this.lines.filter((l) => l.startsWith(prefix) && l.includes(` pid=${pid} `));
+  }
+
+  /** What the recorder wrote for `pid`, or undefined when it never ran under that pid. */
+  async record(pid: number): Promise<Handed | undefined> {
+    return await readRecord(this.records, pid);
+  }
+
+  /** How many times the recorder ran. */
+  async recorderRuns(): Promise<number> {
+    let n = 0;
+    for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
+    return n;
+  }
+
+  /** Sends serve a signal. */
+  kill(signal: Deno.Signal): void {
+    this.child.kill(signal);
+  }
+
+  /**
+   * Sends SIGHUP and returns the counts of the RELOAD line it logs: a probe
+   * of serve's state that changes nothing but re-reading its files.
+   */
+  async reload(): Promise<{ waiting: number; children: number }> {
+    const from = this.lines.length;
+    this.kill("SIGHUP");
+    const line = await this.waitLog(/^smtp-delay: info: RELOAD /, "RELOAD", from);
+    const m = /^smtp-delay: info: RELOAD waiting=(\d+) children=(\d+)$/.exec(line);
+    if (!m) throw new Error(`RELOAD line ${JSON.stringify(line)}`);
+    return { waiting: Number(m[1]), children: Number(m[2]) };
+  }
+
+  /**
+   * Whether serve holds the server side of the connection from local port
+   * `clientPort` (accepted: in the screening or queued; not yet handed on).
+   */
+  async isHolding(clientPort: number): Promise<boolean> {
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
+    const table = await Deno.readTextFile("/proc/net/tcp");
+    const inodes = new Set<string>();
+    for (const row of table.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[1]?.endsWith(`:${hex(this.port)}`) && f[2]?.endsWith(`:${hex(clientPort)}`)) {
+        inodes.add(`socket:[${f[9]}]`);
+      }
+    }
+    if (inodes.size === 0) return false;
+    try {
+      for await (const e of Deno.readDir(`/proc/${this.pid}/fd`)) {
+        const link = await Deno.readLink(`/proc/${this.pid}/fd/${e.name}`).catch(() => "");
+        if (inodes.has(link)) return true;
+      }
+    } catch {
+      // serve is gone
+    }
+    return false;
+  }
+
+  /** Waits until serve holds the client on local port `clientPort` (see isHolding). */
+  async holds(clientPort: number): Promise<void> {
+    await within(
+      TIMEOUT_MS,
+      `serve to hold the client on port ${clientPort}`,
+      (async () => {
+        while (!(await this.isHolding(clientPort))) await new Promise((r) => setTimeout(r, 5));
+      })(),
+    );
+  }
+
+  /**
+   * SIGTERM, then waits for serve to exit (its waiting clients are handed on
+   * first); SIGKILL if it has not after TIMEOUT_MS (the SIGTERM test checks
+   * the exit itself).
+   */
+  async stop(): Promise<void> {
+    const signal = (name: Deno.Signal) => {
+      try {
+        this.child.kill(name);
+      } catch {
+        // already gone
+      }
+    };
+    signal("SIGTERM");
+    const timer = setTimeout(() => signal("SIGKILL"), TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** What the recorder wrote in `records` for `pid`, or undefined when it never ran under that pid. */
+export async function readRecord(records: string, pid: number): Promise<Handed | undefined> {
+  const base = `${records}/${pid}`;
+  let info: string;
+  try {
+    info = await Deno.readTextFile(`${base}.info`);
+  } catch {
+    return undefined;
+  }
+  const env: { [name: string]: string } = {};
+  for (const entry of (await Deno.readTextFile(`${base}.env`)).split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  const fields: { [key: string]: string } = {};
+  for (const line of info.trim().split("\n")) {
+    const eq = line.indexOf("=");
+    fields[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
 }
