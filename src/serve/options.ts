@@ -16,7 +16,8 @@ import {
 import { formatIp, type Ip, parseIp } from "../ip.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
-  "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--stress N] [screening options] " +
+  "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--per-ip N] [--stress N] [--stress-delay N] " +
+  "[screening options] " +
   "HOST PORT prog [arg ...]";
 
 /** The server's own settings; the screening's come from parseConfig per connection. */
@@ -27,6 +28,8 @@ export interface ServeConfig {
   readonly maxChildren: number;
   /** --waiting: clients in the screening at once [1000]; beyond, 421. */
   readonly maxWaiting: number;
+  /** --per-ip: connections (waiting or in a session) per IPv4 address or IPv6 /64 [50]; 0: no cap. */
+  readonly maxPerIp: number;
   /** --stress: percent of --waiting from which the delays shrink [90]; 0: never. */
   readonly stressPercent: number;
   /** --stress-delay: longest delay under stress, ms [2 s]. */
@@ -54,7 +57,7 @@ export interface ServeConfig {
 
 const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
 const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);
-const SERVE_LONG = new Set(["waiting", "stress", "stress-delay"]);
+const SERVE_LONG = new Set(["waiting", "per-ip", "stress", "stress-delay"]);
 /** tcpserver options whose letters smtp-delay does not take (or uses for the screening). */
 const NOT_TAKEN = new Set(["p", "r", "o", "O", "B", "4", "6", "I"]);
 
@@ -199,6 +202,7 @@ export function parseServe(
     port: parsePort(portText, services),
     maxChildren: last("c") === undefined ? 40 : count(last("c")!, "-c", 1),
     maxWaiting: last("--waiting") === undefined ? 1000 : count(last("--waiting")!, "--waiting", 1),
+    maxPerIp: last("--per-ip") === undefined ? 50 : count(last("--per-ip")!, "--per-ip", 0),
     stressPercent: stress === undefined ? 90 : percent(stress, "--stress"),
     stressDelayMs: stressDelay === undefined ? 2000 : secondsMs(stressDelay, "--stress-delay"),
     rulesFile: last("x"),

@@ -12,6 +12,7 @@
 import { type Client, readClient } from "../client.ts";
 import { type Config, needsRelay, parseConfig, UsageError } from "../config.ts";
 import { answer } from "../handoff.ts";
+import { keyOf } from "../history.ts";
 import { formatIp, type Ip } from "../ip.ts";
 import { type Libc, libc } from "../libc.ts";
 import * as log from "../log.ts";
@@ -140,8 +141,10 @@ class Server {
   private readonly children = new Map<number, Child>();
   /** Clients that passed while -c children were running: handed on as children end. */
   private readonly queue: Array<() => void> = [];
-  /** Connection ids (waiting or running a child), for the memory's "still open?". */
-  private readonly open = new Set<number>();
+  /** Connection ids (waiting or running a child) and their clients' keys. */
+  private readonly open = new Map<number, string>();
+  /** Connections open per key (IPv4 address, IPv6 /64), for --per-ip. */
+  private readonly perKey = new Map<string, number>();
   private readonly reload = new Reloadable();
   private readonly localNames = new Map<string, Promise<string | undefined>>();
   private nextId = 1;
@@ -224,7 +227,12 @@ class Server {
         this.refuse(got.fd, formatIp(got.remote.ip), "waiting");
         continue;
       }
-      this.admit(got.fd, got.remote).catch((e) => {
+      const key = keyOf(got.remote.ip);
+      if (this.serve.maxPerIp > 0 && (this.perKey.get(key) ?? 0) >= this.serve.maxPerIp) {
+        this.refuse(got.fd, formatIp(got.remote.ip), "per-ip");
+        continue;
+      }
+      this.admit(got.fd, got.remote, key).catch((e) => {
         log.warning(`unable to serve a client: ${e instanceof Error ? e.message : e}`);
       });
     }
@@ -251,6 +259,16 @@ class Server {
     log.event(`BUSY ip=${log.clean(ip)} why=${why} waiting=${this.waiting.size} action=421`);
   }
 
+  /** A connection is over (no child, or its child ended). */
+  private release(id: number): void {
+    const key = this.open.get(id);
+    if (key === undefined) return;
+    this.open.delete(id);
+    const n = (this.perKey.get(key) ?? 1) - 1;
+    if (n > 0) this.perKey.set(key, n);
+    else this.perKey.delete(key);
+  }
+
   private updateStress(): void {
     const limit = this.serve.maxWaiting;
     const percent = this.serve.stressPercent;
@@ -266,11 +284,12 @@ class Server {
   }
 
   /** A new client: rules, screening, then a child or an answer. */
-  private async admit(fd: number, remote: { ip: Ip; port: number }) {
+  private async admit(fd: number, remote: { ip: Ip; port: number }, key: string) {
     const id = this.nextId++;
     const w = new Waiting(fd, this.c);
     this.waiting.set(fd, w);
-    this.open.add(id);
+    this.open.set(id, key);
+    this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
     this.loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (revents) => w.settle(revents));
     // Stress is what this client found on arrival; its own arrival may start it for the next.
     const stressed = this.stressed;
@@ -338,7 +357,7 @@ class Server {
       this.loop.remove(fd);
       this.waiting.delete(fd);
       if (!handOn) {
-        this.open.delete(id);
+        this.release(id);
         this.s.close(fd);
       }
       this.updateStress();
@@ -403,7 +422,7 @@ class Server {
       };
       log.outcome(outcomeOf(dropped, ipText, 0, undefined));
       this.s.close(fd);
-      this.open.delete(id);
+      this.release(id);
       void forget(screened.memory, "gone");
       return;
     }
@@ -428,7 +447,7 @@ class Server {
       log.warning(`unable to run ${log.clean(config.program[0])}: ${(e as SysError).message}`);
       this.s.close(fd);
       if (mine >= 0) this.s.close(mine);
-      this.open.delete(id);
+      this.release(id);
       void forget(screened.memory, "gone");
       return;
     }
@@ -491,7 +510,7 @@ class Server {
     this.s.close(child.pidfd);
     clearTimeout(child.timer);
     this.children.delete(child.pidfd);
-    this.open.delete(child.id);
+    this.release(child.id);
     if (this.serve.verbosity >= 2) log.tcpserver(endLine(child.pid, status));
     this.status();
     while (this.queue.length > 0 && this.children.size < this.serve.maxChildren) {
