@@ -13,7 +13,8 @@ export const VERSION = "0.1.0";
 export const USAGE =
   "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [--store URL] " +
   "[--allow FILE] [--SETTING N ...] [--max-session N] [--max-idle N] [--max-bytes-per-second N] " +
-  "[prog [arg ...]] | smtp-delay state show|list|forgive|expire";
+  "[prog [arg ...]] | smtp-delay state show|list|forgive|expire | " +
+  "smtp-delay serve [tcpserver options] [options] HOST PORT prog [arg ...]";
 
 /** A bad option or environment value: exit 100. */
 export class UsageError extends Error {
