@@ -41,6 +41,8 @@ export interface Holder {
   readonly pid: number;
   readonly start: string;
   alive(c: LiveConn): boolean | undefined;
+  /** A store the holder keeps open for all its connections (its close() is a no-op), if any. */
+  shared?(): Promise<Store | undefined>;
 }
 
 /**
@@ -55,7 +57,8 @@ export async function remember(
 ): Promise<Memory> {
   let store: Store | undefined;
   try {
-    store = await openStore(config.store, config.storeTimeoutMs, libc.sleep);
+    store = await (holder?.shared?.() ??
+      openStore(config.store, config.storeTimeoutMs, libc.sleep));
     if (!store) return { kind: "off" };
     const key = keyOf(ip);
     const host = libc.readProcFile("/proc/sys/kernel/hostname")?.trim() || "localhost";

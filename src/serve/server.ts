@@ -18,6 +18,7 @@ import { type Libc, libc } from "../libc.ts";
 import * as log from "../log.ts";
 import type { Lookup } from "../rdns.ts";
 import type { Memory } from "../remember.ts";
+import type { Store } from "../store/store.ts";
 import { reply } from "../reply.ts";
 import {
   departureOf,
@@ -148,6 +149,9 @@ class Server {
   private readonly reload = new Reloadable();
   private readonly localNames = new Map<string, Promise<string | undefined>>();
   private nextId = 1;
+  /** SQLite stores, open for the server's life. */
+  private readonly stores = new Map<string, Store>();
+  private readonly openedStores: Store[] = [];
   /** Sessions being relayed (caps that need to see the traffic). */
   private relays = 0;
   private stopping = false;
@@ -197,6 +201,9 @@ class Server {
     Deno.addSignalListener("SIGHUP", () => {
       this.reload.clear();
       this.rules?.forget();
+      // A state file replaced or removed is opened again.
+      for (const store of this.openedStores.splice(0)) store.close();
+      this.stores.clear();
       log.event(`RELOAD waiting=${this.waiting.size} children=${this.children.size}`);
     });
     this.status();
@@ -551,7 +558,43 @@ class Server {
         const [, pid, start] = c.start.split(":");
         return this.processStart(Number(pid)) === start;
       },
+      // SQLite is synchronous: one handle serves every connection, each change in its own
+      // transaction. Redis's WATCH/MULTI needs a connection per change: opened per client.
+      ...(config.store.startsWith("sqlite:") ? { shared: () => this.sqlite(config) } : {}),
     });
+  }
+
+  /** The SQLite store of `config`, opened once (again after a failure). */
+  private async sqlite(config: Config): Promise<Store | undefined> {
+    const key = `${config.store} ${config.storeTimeoutMs}`;
+    let store = this.stores.get(key);
+    if (!store) {
+      const { openStore } = await import("../store/open.ts");
+      const { StoreError } = await import("../store/store.ts");
+      const opened = await openStore(config.store, config.storeTimeoutMs, this.c.sleep);
+      if (!opened) return undefined;
+      // A lock waits on this thread, which every client shares: after a failure the store
+      // rests for a second (clients go without memory) instead of stalling the server again.
+      let restUntil = 0;
+      const guarded = async <T>(work: () => Promise<T>): Promise<T> => {
+        if (now() < restUntil) throw new StoreError("resting after a failure less than 1 s ago");
+        try {
+          return await work();
+        } catch (e) {
+          restUntil = now() + 1000;
+          throw e;
+        }
+      };
+      store = {
+        ...opened,
+        update: (k, change) => guarded(() => opened.update(k, change)),
+        get: (k) => guarded(() => opened.get(k)),
+        close: () => {},
+      };
+      this.stores.set(key, store);
+      this.openedStores.push(opened);
+    }
+    return store;
   }
 
   private processStart(pid: number): string | undefined {
