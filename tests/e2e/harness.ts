@@ -863,3 +863,145 @@ export async function readRecord(records: string, pid: number): Promise<Handed |
   }
   return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
 }
+
+/**
+ * A TCP client for what Client does not do: any address, IPv6 too (`from`
+ * optional), a half-close (FIN, still reading), a reset (RST), and when the
+ * server's end arrived.
+ */
+export class Peer {
+  readonly received: number[] = [];
+  readonly connectedAt = performance.now();
+  /** performance.now() when the first byte arrived. */
+  firstByteAt: number | undefined;
+  /** performance.now() when the server's FIN (or a close or an error) arrived. */
+  endedAt: number | undefined;
+  private waiters: Array<() => void> = [];
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on("data", (d: Uint8Array) => {
+      this.firstByteAt ??= performance.now();
+      this.received.push(...d);
+      this.wake();
+    });
+    for (const event of ["end", "close", "error"]) {
+      socket.on(event, () => {
+        this.endedAt ??= performance.now();
+        this.wake();
+      });
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Connects to `host`:`port`, from the address `from` when given. */
+  static connect(host: string, port: number, from?: string): Promise<Peer> {
+    return within(
+      TIMEOUT_MS,
+      `connect to ${host} port ${port}`,
+      new Promise((resolve, reject) => {
+        const socket = net.createConnection({
+          host,
+          port,
+          ...(from === undefined ? {} : { localAddress: from }),
+        });
+        socket.once("connect", () => resolve(new Peer(socket)));
+        socket.once("error", reject);
+      }),
+    );
+  }
+
+  /** The server's end arrived (or the socket failed). */
+  get ended(): boolean {
+    return this.endedAt !== undefined;
+  }
+
+  get localPort(): number {
+    return this.socket.localPort!;
+  }
+
+  get localAddress(): string {
+    return this.socket.localAddress!;
+  }
+
+  get text(): string {
+    return decoder.decode(new Uint8Array(this.received));
+  }
+
+  send(data: string | Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(data, (e?: Error | null) => e ? reject(e) : resolve())
+    );
+  }
+
+  /** Half-close: sends FIN, keeps reading. */
+  endOutput(): void {
+    this.socket.end();
+  }
+
+  /** Resets the connection (SO_LINGER 0, then close: RST). */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** Waits until `ready()` holds; fails if the server ends first. */
+  async wait(ready: () => boolean, what: string): Promise<void> {
+    await within(
+      TIMEOUT_MS,
+      `${what}, got ${JSON.stringify(this.text)}`,
+      (async () => {
+        while (!ready()) {
+          if (this.ended) throw new Error(`ended before ${what}: got ${JSON.stringify(this.text)}`);
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /** Waits until the text received matches `re`; returns the match. */
+  async until(re: RegExp): Promise<string> {
+    await this.wait(() => re.test(this.text), String(re));
+    return re.exec(this.text)![0];
+  }
+
+  /** Waits for the server's end; returns everything received. */
+  async untilEnd(): Promise<string> {
+    await within(
+      TIMEOUT_MS,
+      `the end, got ${JSON.stringify(this.text)}`,
+      (async () => {
+        while (!this.ended) await new Promise<void>((wake) => this.waiters.push(wake));
+      })(),
+    );
+    return this.text;
+  }
+}
+
+/**
+ * What kind of socket fd `fd` of process `pid` is: "unix", "tcp" or "tcp6"
+ * (found by its inode in /proc/net/*), "other", or undefined when the
+ * process or fd is gone.
+ */
+export async function socketKind(pid: number, fd: number): Promise<string | undefined> {
+  let link: string;
+  try {
+    link = await Deno.readLink(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+  const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+  if (inode === undefined) return "other";
+  for (const [kind, column] of [["unix", 6], ["tcp", 9], ["tcp6", 9]] as const) {
+    const table = await Deno.readTextFile(`/proc/net/${kind}`);
+    for (const row of table.split("\n").slice(1)) {
+      if (row.trim().split(/\s+/)[column] === inode) return kind;
+    }
+  }
+  return "other";
+}

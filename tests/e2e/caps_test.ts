@@ -1,0 +1,568 @@
+/**
+ * The caps on a session (README, "Caps on a session") in both modes: the
+ * per-connection filter under a real tcpserver, and `smtp-delay serve`.
+ * --max-session without a relay (SIGALRM before exec, SIGTERM from serve);
+ * --max-idle and --max-bytes-per-second through the relay (every byte in
+ * order, every reply, exact counts in the END line); the ends of a relayed
+ * session (QUIT, a half-close, a reset, idle); the caps set per client by
+ * tcprules.
+ */
+import assert from "node:assert/strict";
+import {
+  baselineFds,
+  FILTER,
+  finalReplies,
+  type Handed,
+  messageBody,
+  Peer,
+  readRecord,
+  RECORDER,
+  type Rule,
+  Server,
+  ServeServer,
+  socketKind,
+  TIMEOUT_MS,
+  within,
+} from "./harness.ts";
+
+const E2E = { sanitizeOps: false, sanitizeResources: false };
+
+const encoder = new TextEncoder();
+
+type Mode = "filter" | "serve";
+const MODES: readonly Mode[] = ["filter", "serve"];
+
+/** The screening of every test: -S, no lookup, no delay: a quiet client passes at once. */
+const QUICK = ["-S", "-t", "0", "-P", "0"];
+
+const BANNER = "220 recorder ESMTP\r\n";
+/** What the recorder answers to EHLO, MAIL, RCPT, DATA and the end of the data. */
+const MAIL_REPLIES =
+  "250-recorder\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok\r\n";
+
+/** The fds of the recorder started by a bare tcpserver (computed once). */
+let baseline: Promise<string> | undefined;
+const fdsWanted = () => baseline ??= baselineFds();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A server of either mode running the screening and caps in `args`, with tcprules `rules`. */
+class Rig {
+  /** Every client connected through connect(), closed by stop(). */
+  private readonly peers: Peer[] = [];
+
+  private constructor(readonly mode: Mode, readonly server: Server | ServeServer) {}
+
+  static async start(
+    mode: Mode,
+    args: readonly string[],
+    rules: Rule[] = [],
+    last?: readonly string[],
+  ): Promise<Rig> {
+    const next = last ? { last } : {};
+    return new Rig(
+      mode,
+      mode === "filter"
+        ? await Server.start({ chain: [...FILTER, ...args], rules, ...next })
+        : await ServeServer.start({ args: ["-H", ...args], rules, ...next }),
+    );
+  }
+
+  /** A client from `from` (a 127.0.0.x). */
+  async connect(from: string): Promise<Peer> {
+    const peer = await Peer.connect("127.0.0.1", this.server.port, from);
+    this.peers.push(peer);
+    return peer;
+  }
+
+  get lines(): string[] {
+    return this.server.lines;
+  }
+
+  waitLog(re: RegExp, what?: string): Promise<string> {
+    return this.server.waitLog(re, what);
+  }
+
+  /** The pid of tcpserver's lines: the filter's (per-connection) or the child's (serve). */
+  pidOf(clientPort: number): Promise<number> {
+    return this.server.pidOf(clientPort);
+  }
+
+  endOf(pid: number): Promise<number> {
+    return this.server.endOf(pid);
+  }
+
+  record(pid: number): Promise<Handed | undefined> {
+    return readRecord(this.server.records, pid);
+  }
+
+  /** The process a relayed next program must have as its parent: the filter, or serve. */
+  parentOf(pid: number): number {
+    return this.server instanceof ServeServer ? this.server.pid : pid;
+  }
+
+  /**
+   * The next program's pid in a relayed session: in serve the pid of the
+   * tcpserver lines; under tcpserver the recorder whose parent is the
+   * filter `pid` (it writes its record before its banner).
+   */
+  async childOf(pid: number): Promise<number> {
+    if (this.server instanceof ServeServer) return pid;
+    const records = this.server.records;
+    return await within(
+      TIMEOUT_MS,
+      `a record whose ppid is ${pid}`,
+      (async () => {
+        for (;;) {
+          for await (const e of Deno.readDir(records)) {
+            if (!e.name.endsWith(".info")) continue;
+            const info = await Deno.readTextFile(`${records}/${e.name}`).catch(() => "");
+            if (info.includes(`\nppid=${pid}\n`)) return Number(e.name.split(".")[0]);
+          }
+          await sleep(10);
+        }
+      })(),
+    );
+  }
+
+  /** Closes the clients (a relay lives as long as its client), then stops the server. */
+  stop(): Promise<void> {
+    for (const peer of this.peers) peer.close();
+    return this.server.stop();
+  }
+}
+
+/** A client that got the recorder's banner, and the pid of its tcpserver lines. */
+interface Session {
+  readonly peer: Peer;
+  readonly pid: number;
+}
+
+async function open(rig: Rig, from: string): Promise<Session> {
+  const peer = await rig.connect(from);
+  const port = peer.localPort;
+  await peer.until(/^220 recorder ESMTP\r\n/);
+  return { peer, pid: await rig.pidOf(port) };
+}
+
+/** Sends `data`, waits for the next final reply and checks its code. */
+async function command(peer: Peer, data: Uint8Array, code: string): Promise<void> {
+  const before = finalReplies(peer.text).length;
+  await peer.send(data);
+  await peer.wait(() => finalReplies(peer.text).length > before, `reply ${before + 1}`);
+  const reply = finalReplies(peer.text)[before]!;
+  assert.ok(reply.startsWith(`${code} `), `wanted ${code}, got ${JSON.stringify(reply)}`);
+}
+
+const text = (s: string) => encoder.encode(s);
+const ENVELOPE = [
+  text("EHLO client.example.org\r\n"),
+  text("MAIL FROM:<a@example.org>\r\n"),
+  text("RCPT TO:<b@example.net>\r\n"),
+  text("DATA\r\n"),
+];
+
+/**
+ * A patient client: EHLO, MAIL, RCPT, DATA, then `message` and its dot, each
+ * after the reply to the one before and `pauseMs` after it; no QUIT.
+ * Returns every byte sent.
+ */
+async function mail(peer: Peer, message: Uint8Array, pauseMs = 0): Promise<Uint8Array> {
+  const body = concat(message, text(".\r\n"));
+  const codes = ["250", "250", "250", "354", "250"];
+  for (const [i, part] of [...ENVELOPE, body].entries()) {
+    if (i > 0 && pauseMs > 0) await sleep(pauseMs);
+    await command(peer, part, codes[i]!);
+  }
+  return concat(...ENVELOPE, body);
+}
+
+/** The PASS line of client `ip`, with the action `action` (every field checked). */
+function passLine(pid: number, ip: string, action: string): RegExp {
+  return new RegExp(
+    `^smtp-delay: info: PASS pid=${pid} ip=${ip.replaceAll(".", "\\.")} tier=noptr ptr=- ` +
+      `lookup=skipped delay=0\\.000 waited=\\d+\\.\\d{3} action=${action} memory=off$`,
+  );
+}
+
+/** Waits for the END line of `ip`'s relayed session; checks every field, returns the seconds. */
+async function endLine(
+  rig: Rig,
+  ip: string,
+  want: { pid: number; why: string; in: number; out: number },
+): Promise<number> {
+  const quoted = ip.replaceAll(".", "\\.");
+  const line = await rig.waitLog(new RegExp(`^smtp-delay: info: END pid=\\d+ ip=${quoted} `));
+  const m = new RegExp(
+    `^smtp-delay: info: END pid=${want.pid} ip=${quoted} why=${want.why} ` +
+      `in=${want.in} out=${want.out} seconds=(\\d+\\.\\d{3})$`,
+  ).exec(line);
+  assert.ok(m, `END line ${JSON.stringify(line)}, want ${JSON.stringify(want)}`);
+  return Number(m[1]);
+}
+
+/** A relayed child: its parent, its record, no fd leaked, fd 0 a Unix socket (while it runs). */
+async function checkRelayed(rig: Rig, pid: number): Promise<number> {
+  const child = await rig.childOf(pid);
+  if (rig.mode === "filter") {
+    assert.notEqual(child, pid, "the filter did not exec: the next program is another process");
+  }
+  assert.equal(await socketKind(child, 0), "unix", "fd 0 of the child is the relay's socket");
+  assert.equal(await socketKind(child, 1), "unix", "fd 1 of the child is the relay's socket");
+  const handed = (await rig.record(child))!;
+  assert.equal(handed.info.ppid, String(rig.parentOf(pid)), "the relay is the child's parent");
+  assert.equal(handed.info.exe, RECORDER);
+  assert.equal(handed.info.fds, await fdsWanted(), "no fd of the relay is handed to the child");
+  return child;
+}
+
+/** Seconds from `from` to `to` (performance.now() values). */
+const secondsBetween = (from: number, to: number) => (to - from) / 1000;
+
+Deno.test(
+  "filter --max-session 1: SIGALRM ends the exec'ed session; 0 and SMTPDELAY_MAX_SESSION=0 do not",
+  E2E,
+  async () => {
+    const capped = await Rig.start("filter", [...QUICK, "--max-session", "1"], [
+      { from: "127.0.0.3", env: { SMTPDELAY_MAX_SESSION: "0" } },
+    ]);
+    const uncapped = await Rig.start("filter", [...QUICK, "--max-session", "0"]);
+    try {
+      const [killed, spared, free] = await Promise.all([
+        open(capped, "127.0.0.2"),
+        open(capped, "127.0.0.3"),
+        open(uncapped, "127.0.0.2"),
+      ]);
+      await command(killed.peer, ENVELOPE[0]!, "250");
+      assert.match(
+        await capped.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+        passLine(killed.pid, "127.0.0.2", "exec"),
+      );
+      assert.equal(await capped.endOf(killed.pid), -14, "killed by SIGALRM (tcpserver: status 14)");
+      assert.ok(capped.lines.includes(`tcpserver: end ${killed.pid} status 14`));
+      await killed.peer.untilEnd();
+      assert.equal(killed.peer.text, BANNER + "250-recorder\r\n250 PIPELINING\r\n");
+      const lasted = secondsBetween(killed.peer.connectedAt, killed.peer.endedAt!);
+      assert.ok(lasted >= 1 && lasted < 3, `ended ${lasted} s after the connect, want 1 s`);
+      const afterBanner = secondsBetween(killed.peer.firstByteAt!, killed.peer.endedAt!);
+      assert.ok(
+        afterBanner >= 0.8 && afterBanner < 1.9,
+        `ended ${afterBanner} s after the banner, want 1 s`,
+      );
+      const handed = (await capped.record(killed.pid))!;
+      assert.equal(handed.info.exe, RECORDER, "exec: the recorder has the filter's pid");
+      assert.ok(!capped.lines.some((l) => l.includes(" END ")), "no relay, no END line");
+
+      // The others outlive the cap by a second, then end with QUIT.
+      await sleep(Math.max(0, free.peer.connectedAt + 2000 - performance.now()));
+      for (const [rig, s] of [[capped, spared], [uncapped, free]] as const) {
+        assert.ok(!s.peer.ended, "still connected 2 s after the connect");
+        await command(s.peer, text("QUIT\r\n"), "221");
+        await s.peer.untilEnd();
+        assert.equal(await rig.endOf(s.pid), 0);
+      }
+      assert.match(
+        capped.lines.find((l) => l.includes(" PASS pid=" + spared.pid + " "))!,
+        passLine(spared.pid, "127.0.0.3", "exec"),
+      );
+    } finally {
+      await capped.stop();
+      await uncapped.stop();
+    }
+  },
+);
+
+Deno.test(
+  "serve --max-session 0.6: SIGTERM to the child and END why=session; 0 and SMTPDELAY_MAX_SESSION=0 do not",
+  E2E,
+  async () => {
+    const capped = await Rig.start("serve", [...QUICK, "--max-session", "0.6"], [
+      { from: "127.0.0.3", env: { SMTPDELAY_MAX_SESSION: "0" } },
+    ]);
+    const uncapped = await Rig.start("serve", [...QUICK, "--max-session", "0"]);
+    try {
+      const [killed, spared, free] = await Promise.all([
+        open(capped, "127.0.0.2"),
+        open(capped, "127.0.0.3"),
+        open(uncapped, "127.0.0.2"),
+      ]);
+      await command(killed.peer, ENVELOPE[0]!, "250");
+      assert.match(
+        await capped.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+        passLine(killed.pid, "127.0.0.2", "exec"),
+      );
+      assert.equal(await capped.endOf(killed.pid), -15, "killed by SIGTERM (status 15)");
+      assert.ok(capped.lines.includes(`tcpserver: end ${killed.pid} status 15`));
+      const line = capped.lines.find((l) => l.includes(" END "))!;
+      const m = new RegExp(
+        `^smtp-delay: info: END pid=${killed.pid} ip=127\\.0\\.0\\.2 why=session in=- out=- ` +
+          `seconds=(\\d+\\.\\d{3})$`,
+      ).exec(line);
+      assert.ok(m, `END line ${JSON.stringify(line)}`);
+      const seconds = Number(m[1]);
+      assert.ok(seconds >= 0.6 && seconds < 1.8, `END after ${seconds} s, want 0.6`);
+      await killed.peer.untilEnd();
+      assert.equal(killed.peer.text, BANNER + "250-recorder\r\n250 PIPELINING\r\n");
+      const lasted = secondsBetween(killed.peer.connectedAt, killed.peer.endedAt!);
+      assert.ok(lasted >= 0.6 && lasted < 1.8, `ended ${lasted} s after the connect, want 0.6`);
+      const handed = (await capped.record(killed.pid))!;
+      assert.equal(handed.info.ppid, String((capped.server as ServeServer).pid));
+      assert.equal(await socketKind(spared.pid, 0), "tcp", "no relay: the child has the socket");
+
+      await sleep(Math.max(0, free.peer.connectedAt + 1600 - performance.now()));
+      for (const [rig, s] of [[capped, spared], [uncapped, free]] as const) {
+        assert.ok(!s.peer.ended, "still connected 1.6 s after the connect");
+        await command(s.peer, text("QUIT\r\n"), "221");
+        await s.peer.untilEnd();
+        assert.equal(await rig.endOf(s.pid), 0);
+        assert.ok(!rig.lines.some((l) => l.includes(` END pid=${s.pid} `)), rig.lines.join("\n"));
+      }
+    } finally {
+      await capped.stop();
+      await uncapped.stop();
+    }
+  },
+);
+
+for (const mode of MODES) {
+  Deno.test(
+    `${mode} --max-idle 0.8: a patient session is relayed byte for byte, then ends idle`,
+    E2E,
+    async () => {
+      const rig = await Rig.start(mode, [...QUICK, "--max-idle", "0.8"]);
+      try {
+        const { peer, pid } = await open(rig, "127.0.0.2");
+        assert.match(
+          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+          passLine(pid, "127.0.0.2", "relay"),
+        );
+        const child = await checkRelayed(rig, pid);
+        // 0.3 s between commands: longer than the cap in all, never idle for 0.8 s.
+        const started = performance.now();
+        const sent = await mail(peer, messageBody(5_000, 7), 300);
+        const lastReplyAt = performance.now();
+        assert.ok(secondsBetween(started, lastReplyAt) >= 1.2, "the session outlived the cap");
+        assert.equal(peer.text, BANNER + MAIL_REPLIES, "every reply, in order");
+        await peer.untilEnd();
+        const idle = secondsBetween(lastReplyAt, peer.endedAt!);
+        assert.ok(idle >= 0.75 && idle < 1.6, `closed ${idle} s after the last reply, want 0.8`);
+        const seconds = await endLine(rig, "127.0.0.2", {
+          pid: child,
+          why: "idle",
+          in: sent.length,
+          out: peer.received.length,
+        });
+        const least = secondsBetween(started, lastReplyAt) + 0.75;
+        assert.ok(seconds >= least && seconds < 6, `END seconds=${seconds}, want ${least} or more`);
+        assert.equal(peer.text, BANNER + MAIL_REPLIES, "nothing after the last reply");
+        // The child sees the end of its input and exits 0; the filter exits with its status.
+        assert.equal(await rig.endOf(pid), 0);
+        assert.deepEqual((await rig.record(child))!.input, sent, "the child read every byte");
+      } finally {
+        await rig.stop();
+      }
+    },
+  );
+
+  Deno.test(
+    `${mode} --max-bytes-per-second 20000: 60 KB of DATA take 2 s, every byte in order`,
+    E2E,
+    async () => {
+      const rate = 20_000;
+      const rig = await Rig.start(mode, [...QUICK, "--max-bytes-per-second", String(rate)]);
+      try {
+        const { peer, pid } = await open(rig, "127.0.0.2");
+        assert.match(
+          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+          passLine(pid, "127.0.0.2", "relay"),
+        );
+        const child = await checkRelayed(rig, pid);
+        for (const [i, code] of ["250", "250", "250", "354"].entries()) {
+          await command(peer, ENVELOPE[i]!, code);
+        }
+        const body = concat(messageBody(60_000, 3), text(".\r\n"));
+        const t0 = performance.now();
+        await command(peer, body, "250");
+        const took = secondsBetween(t0, performance.now());
+        // The bucket holds one second's bytes: the rest comes at `rate` per second.
+        const least = (body.length - rate) / rate;
+        assert.ok(took >= least && took < least * 2.5, `${body.length} bytes in ${took} s`);
+        await command(peer, text("QUIT\r\n"), "221");
+        await peer.untilEnd();
+        assert.equal(peer.text, BANNER + MAIL_REPLIES + "221 bye\r\n");
+        const sent = concat(...ENVELOPE, body, text("QUIT\r\n"));
+        await endLine(rig, "127.0.0.2", {
+          pid: child,
+          why: "eof",
+          in: sent.length,
+          out: peer.received.length,
+        });
+        assert.equal(await rig.endOf(pid), 0);
+        assert.deepEqual((await rig.record(child))!.input, sent, "every byte, in order");
+      } finally {
+        await rig.stop();
+      }
+    },
+  );
+
+  Deno.test(
+    `${mode}: tcprules set the caps per client; QUIT and a half-close end a relay with why=eof`,
+    E2E,
+    async (t) => {
+      const rig = await Rig.start(mode, QUICK, [
+        { from: "127.0.0.3", env: { SMTPDELAY_MAX_IDLE: "5" } },
+        { from: "127.0.0.4", env: { SMTPDELAY_MAX_BYTES_PER_SECOND: "1000000" } },
+      ]);
+      try {
+        await t.step("a client without a cap variable: exec'ed, not relayed", async () => {
+          const { peer, pid } = await open(rig, "127.0.0.2");
+          assert.match(
+            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+            passLine(pid, "127.0.0.2", "exec"),
+          );
+          // Under tcpserver the recorder is the filter's process (exec); under serve, its child.
+          const handed = (await rig.record(pid))!;
+          assert.equal(handed.info.exe, RECORDER);
+          assert.equal(handed.info.pid, String(pid));
+          if (rig.server instanceof ServeServer) {
+            assert.equal(handed.info.ppid, String(rig.server.pid));
+          }
+          assert.equal(await socketKind(pid, 0), "tcp", "fd 0 is the client's socket");
+          await command(peer, text("QUIT\r\n"), "221");
+          await peer.untilEnd();
+          assert.equal(await rig.endOf(pid), 0);
+          assert.ok(!rig.lines.some((l) => l.includes(" END ")), "no END line without a relay");
+        });
+
+        await t.step("SMTPDELAY_MAX_IDLE: relayed; QUIT then a half-close gets 221", async () => {
+          const { peer, pid } = await open(rig, "127.0.0.3");
+          assert.match(
+            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.3 /),
+            passLine(pid, "127.0.0.3", "relay"),
+          );
+          const child = await checkRelayed(rig, pid);
+          await command(peer, ENVELOPE[0]!, "250");
+          await peer.send("QUIT\r\n");
+          peer.endOutput(); // FIN right after QUIT, before the reply
+          await peer.untilEnd();
+          assert.equal(peer.text, BANNER + "250-recorder\r\n250 PIPELINING\r\n221 bye\r\n");
+          const sent = concat(ENVELOPE[0]!, text("QUIT\r\n"));
+          const seconds = await endLine(rig, "127.0.0.3", {
+            pid: child,
+            why: "eof",
+            in: sent.length,
+            out: peer.received.length,
+          });
+          assert.ok(seconds < 4, `END after ${seconds} s: not the idle cap`);
+          assert.equal(await rig.endOf(pid), 0);
+          assert.deepEqual((await rig.record(child))!.input, sent);
+        });
+
+        await t.step("SMTPDELAY_MAX_BYTES_PER_SECOND: relayed; QUIT ends it", async () => {
+          const { peer, pid } = await open(rig, "127.0.0.4");
+          assert.match(
+            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.4 /),
+            passLine(pid, "127.0.0.4", "relay"),
+          );
+          const child = await checkRelayed(rig, pid);
+          const sent = concat(await mail(peer, messageBody(30_000, 5)), text("QUIT\r\n"));
+          await command(peer, text("QUIT\r\n"), "221");
+          await peer.untilEnd();
+          assert.equal(peer.text, BANNER + MAIL_REPLIES + "221 bye\r\n");
+          await endLine(rig, "127.0.0.4", {
+            pid: child,
+            why: "eof",
+            in: sent.length,
+            out: peer.received.length,
+          });
+          assert.equal(await rig.endOf(pid), 0);
+          assert.deepEqual((await rig.record(child))!.input, sent);
+        });
+      } finally {
+        await rig.stop();
+      }
+    },
+  );
+
+  Deno.test(
+    `${mode}: a client that resets ends the relay with why=reset; the child sees EOF`,
+    E2E,
+    async () => {
+      const rig = await Rig.start(mode, [...QUICK, "--max-idle", "5"]);
+      try {
+        const { peer, pid } = await open(rig, "127.0.0.2");
+        const child = await checkRelayed(rig, pid);
+        await command(peer, ENVELOPE[0]!, "250");
+        await command(peer, ENVELOPE[1]!, "250");
+        const received = peer.received.length;
+        peer.reset();
+        const seconds = await endLine(rig, "127.0.0.2", {
+          pid: child,
+          why: "reset",
+          in: ENVELOPE[0]!.length + ENVELOPE[1]!.length,
+          out: received,
+        });
+        assert.ok(seconds < 4, `END after ${seconds} s: not the idle cap`);
+        // The recorder exits 0 at the end of its input (and the filter with it).
+        assert.equal(await rig.endOf(pid), 0);
+        assert.equal(await socketKind(child, 0), undefined, "the child is gone");
+        assert.deepEqual((await rig.record(child))!.input, concat(ENVELOPE[0]!, ENVELOPE[1]!));
+      } finally {
+        await rig.stop();
+      }
+    },
+  );
+
+  Deno.test(
+    `${mode}: a relayed session ends with the next program's exit status`,
+    E2E,
+    async () => {
+      // A next program that greets, reads one line and exits 7.
+      const script =
+        `printf '220 sh\\r\\n'; read line; printf '%s' "$line" >"$RECORD_DIR/line"; exit 7`;
+      const rig = await Rig.start(mode, [...QUICK, "--max-idle", "5"], [], [
+        "/bin/sh",
+        "-c",
+        script,
+      ]);
+      try {
+        const peer = await rig.connect("127.0.0.2");
+        const port = peer.localPort;
+        await peer.until(/^220 sh\r\n/);
+        const pid = await rig.pidOf(port);
+        assert.match(
+          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
+          passLine(pid, "127.0.0.2", "relay"),
+        );
+        await peer.send("QUIT\r\n");
+        assert.equal(await peer.untilEnd(), "220 sh\r\n");
+        assert.equal(await rig.endOf(pid), 7, "tcpserver: end PID status 1792");
+        assert.ok(rig.lines.includes(`tcpserver: end ${pid} status 1792`));
+        // The END line names the child: under tcpserver, not the filter's pid.
+        const end = await rig.waitLog(/^smtp-delay: info: END /);
+        const child = Number(/ pid=(\d+) /.exec(end)![1]);
+        assert.ok(mode === "serve" ? child === pid : child !== pid, end);
+        await endLine(rig, "127.0.0.2", {
+          pid: child,
+          why: "eof",
+          in: 6,
+          out: 8,
+        });
+        const records = (rig.server as { records: string }).records;
+        assert.equal(await Deno.readTextFile(`${records}/line`), "QUIT\r");
+      } finally {
+        await rig.stop();
+      }
+    },
+  );
+}
