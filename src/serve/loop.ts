@@ -9,10 +9,12 @@ import { EPOLLIN, type Sys } from "./sys.ts";
 export type Handler = (revents: number) => void;
 
 export class EventLoop {
-  private readonly handlers = new Map<number, Handler>();
+  /** Each fd's handler and the tag of its registration. */
+  private readonly handlers = new Map<number, { handler: Handler; tag: number }>();
   private readonly ep: number;
   private readonly waker: number;
   private readonly drain = new Uint8Array(8);
+  private nextTag = 1;
 
   constructor(private readonly s: Sys) {
     this.ep = s.epollCreate();
@@ -22,13 +24,16 @@ export class EventLoop {
 
   /** Watches `fd` for `events` (EPOLL* bits); `handler` gets the revents. */
   add(fd: number, events: number, handler: Handler): void {
-    this.s.epollAdd(this.ep, fd, events);
-    this.handlers.set(fd, handler);
+    const tag = this.nextTag;
+    this.nextTag = (this.nextTag % 0xffff_ffff) + 1; // 1 to 2^32-1, as the kernel keeps 32 bits
+    this.s.epollAdd(this.ep, fd, events, false, tag);
+    this.handlers.set(fd, { handler, tag });
   }
 
   /** Changes what `fd` is watched for (also re-arms a one-shot fd). */
   modify(fd: number, events: number): void {
-    this.s.epollAdd(this.ep, fd, events, true);
+    const entry = this.handlers.get(fd);
+    if (entry) this.s.epollAdd(this.ep, fd, events, true, entry.tag);
   }
 
   /** Stops watching `fd`: before it is closed or handed on, as its number will be reused. */
@@ -41,11 +46,19 @@ export class EventLoop {
     this.s.write(this.waker, new Uint8Array(new BigUint64Array([1n]).buffer));
   }
 
-  /** Dispatches events while `going()` holds. */
+  /**
+   * Dispatches events while `going()` holds. epoll_wait runs on another
+   * thread while this one closes fds and accepts new ones, so an event may
+   * arrive for an fd number that has since been reused: the tag tells, and
+   * such an event is dropped.
+   */
   async run(going: () => boolean): Promise<void> {
     while (going()) {
       const events = await this.s.epollWait(this.ep, 256, 1000);
-      for (const [fd, revents] of events) this.handlers.get(fd)?.(revents);
+      for (const [fd, revents, tag] of events) {
+        const entry = this.handlers.get(fd);
+        if (entry?.tag === tag) entry.handler(revents);
+      }
     }
   }
 }

@@ -128,14 +128,22 @@ export interface Sys {
   /** The local address of a socket. */
   localAddress(fd: number): Address;
   epollCreate(): number;
-  /** Adds `fd` to the epoll set (`events` EPOLL* bits), or changes it when `modify`. */
-  epollAdd(ep: number, fd: number, events: number, modify?: boolean): void;
+  /**
+   * Adds `fd` to the epoll set (`events` EPOLL* bits), or changes it when
+   * `modify`; `tag` comes back with its events (to tell a reused fd number
+   * from the fd it was when the event was taken).
+   */
+  epollAdd(ep: number, fd: number, events: number, modify?: boolean, tag?: number): void;
   epollDelete(ep: number, fd: number): void;
   /**
    * Waits, on a helper thread, for up to `max` events or `timeoutMs`; the
-   * event loop runs meanwhile. Resolves with [fd, events] pairs ([] on EINTR).
+   * event loop runs meanwhile. Resolves with [fd, events, tag] ([] on EINTR).
    */
-  epollWait(ep: number, max: number, timeoutMs: number): Promise<Array<[number, number]>>;
+  epollWait(
+    ep: number,
+    max: number,
+    timeoutMs: number,
+  ): Promise<Array<[number, number, number]>>;
   /**
    * Starts `argv[0]` (searched in PATH) with `input` as fd 0, `output` as
    * fd 1, the server's fd 2, `env` as its whole environment and every signal
@@ -246,11 +254,12 @@ function wrap(sym: Symbols): Sys {
   sym.posix_spawnattr_setsigmask(attr, none);
   sym.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
-  const event = (events: number, fd: number) => {
+  const event = (events: number, fd: number, tag = 0) => {
     const buf = new Uint8Array(EPOLL_EVENT_BYTES);
     const view = new DataView(buf.buffer);
     view.setUint32(0, events, true);
-    view.setUint32(4, fd, true);
+    view.setUint32(4, fd, true); // data: the fd, then the tag
+    view.setUint32(8, tag, true);
     return buf;
   };
   let eventsBuf = new Uint8Array(0);
@@ -291,8 +300,9 @@ function wrap(sym: Symbols): Sys {
       if (ep < 0) fail("create an epoll set");
       return ep;
     },
-    epollAdd(ep, fd, events, modify = false) {
-      if (sym.epoll_ctl(ep, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, event(events, fd)) < 0) {
+    epollAdd(ep, fd, events, modify = false, tag = 0) {
+      const op = modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      if (sym.epoll_ctl(ep, op, fd, event(events, fd, tag)) < 0) {
         fail(`watch fd ${fd}`);
       }
     },
@@ -306,10 +316,14 @@ function wrap(sym: Symbols): Sys {
       const buf = eventsBuf;
       const n = await sym.epoll_wait(ep, buf, max, timeoutMs);
       const view = new DataView(buf.buffer);
-      const out: Array<[number, number]> = [];
+      const out: Array<[number, number, number]> = [];
       for (let i = 0; i < n; i++) {
         const at = i * EPOLL_EVENT_BYTES;
-        out.push([view.getUint32(at + 4, true), view.getUint32(at, true)]);
+        out.push([
+          view.getUint32(at + 4, true),
+          view.getUint32(at, true),
+          view.getUint32(at + 8, true),
+        ]);
       }
       return out;
     },
