@@ -132,7 +132,8 @@ export const LONG_OPTIONS: ReadonlySet<string> = new Set([
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
 /** The letters that take a value (serve passes them to the screening). */
 export const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
-const FLAG_OPTIONS = new Set(["S", "v"]);
+/** The letters without a value. */
+export const FLAG_OPTIONS: ReadonlySet<string> = new Set(["S", "v"]);
 
 /** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
 export interface Option {
@@ -140,15 +141,34 @@ export interface Option {
   readonly value: string;
 }
 
+/** The option letters and long names a command takes. */
+export interface OptionSet {
+  /** Letters without a value. */
+  readonly flags: ReadonlySet<string>;
+  /** Letters with a value. */
+  readonly values: ReadonlySet<string>;
+  /** Long option names (all take a value). */
+  readonly longs: ReadonlySet<string>;
+  /** Why a letter is refused, when it has a reason of its own. */
+  readonly refused?: (letter: string) => string | undefined;
+}
+
 /**
  * getopt(3) as djb's programs use it: options first, clustered flags (`-Sv`),
  * values attached or separate (`-d5`, `-d 5`), `--` ends the options, and the
- * first word that is not an option starts the program. Long options
- * (`--store URL`, `--store=URL`) are the memory's settings.
+ * first word that is not an option starts the program. Long options take a
+ * value, attached or separate (`--store URL`, `--store=URL`).
  */
-export function getopt(args: readonly string[]): { options: Option[]; rest: string[] } {
+export function scanOptions(
+  args: readonly string[],
+  set: OptionSet,
+): { options: Option[]; rest: string[] } {
   const options: Option[] = [];
   let i = 0;
+  const valueAfter = (what: string): string => {
+    if (i + 1 >= args.length) throw new UsageError(`Option ${what} needs a value`);
+    return args[++i]!;
+  };
   for (; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--") {
@@ -159,33 +179,37 @@ export function getopt(args: readonly string[]): { options: Option[]; rest: stri
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
-      if (!LONG_OPTIONS.has(name)) throw new UsageError(`Unknown option "--${name}"`);
-      let value = eq < 0 ? undefined : arg.slice(eq + 1);
-      if (value === undefined) {
-        if (i + 1 >= args.length) throw new UsageError(`Option --${name} needs a value`);
-        value = args[++i]!;
-      }
+      if (!set.longs.has(name)) throw new UsageError(`Unknown option "--${name}"`);
+      const value = eq < 0 ? valueAfter(`--${name}`) : arg.slice(eq + 1);
       options.push({ letter: `--${name}`, value });
       continue;
     }
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!;
-      if (FLAG_OPTIONS.has(letter)) {
+      if (set.flags.has(letter)) {
         options.push({ letter, value: "" });
-      } else if (VALUE_OPTIONS.has(letter)) {
-        let value = arg.slice(j + 1);
-        if (value === "") {
-          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
-          value = args[++i]!;
-        }
+      } else if (set.values.has(letter)) {
+        const value = arg.slice(j + 1) || valueAfter(`-${letter}`);
         options.push({ letter, value });
         break;
       } else {
-        throw new UsageError(`Unknown option "-${letter}"`);
+        throw new UsageError(set.refused?.(letter) ?? `Unknown option "-${letter}"`);
       }
     }
   }
   return { options, rest: args.slice(i) };
+}
+
+/** The filter's options. */
+export const FILTER_OPTIONS: OptionSet = {
+  flags: FLAG_OPTIONS,
+  values: VALUE_OPTIONS,
+  longs: LONG_OPTIONS,
+};
+
+/** getopt for the filter's own options (see scanOptions). */
+export function getopt(args: readonly string[]): { options: Option[]; rest: string[] } {
+  return scanOptions(args, FILTER_OPTIONS);
 }
 
 const DECIMAL = /^[0-9]{1,9}(\.[0-9]{1,9})?$/;

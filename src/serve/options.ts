@@ -7,12 +7,7 @@
  * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
  * taken. -v is tcpserver's verbosity here, not the version.
  */
-import {
-  LONG_OPTIONS as SCREENING_LONG,
-  MAX_COUNT,
-  UsageError,
-  VALUE_OPTIONS as SCREENING_VALUES,
-} from "../config.ts";
+import { FILTER_OPTIONS, MAX_COUNT, scanOptions, UsageError } from "../config.ts";
 import { formatIp, type Ip, parseIp } from "../ip.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
@@ -118,61 +113,27 @@ export function parseServe(
   env: Readonly<Record<string, string | undefined>>,
   services: string,
 ): ServeConfig {
-  const screening: string[] = [];
-  const mine: Array<{ letter: string; value: string }> = [];
-  let i = 0;
-  for (; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (arg.length < 2 || arg[0] !== "-") break;
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const name = arg.slice(2, eq < 0 ? undefined : eq);
-      if (!SERVE_LONG.has(name) && !SCREENING_LONG.has(name)) {
-        throw new UsageError(`Unknown option "--${name}"`);
-      }
-      let value = eq < 0 ? undefined : arg.slice(eq + 1);
-      if (value === undefined) {
-        if (i + 1 >= args.length) throw new UsageError(`Option --${name} needs a value`);
-        value = args[++i]!;
-      }
-      if (SERVE_LONG.has(name)) mine.push({ letter: `--${name}`, value });
-      else screening.push(`--${name}=${value}`); // parseConfig checks the name
-      continue;
-    }
-    for (let j = 1; j < arg.length; j++) {
-      const letter = arg[j]!;
-      if (SERVE_FLAGS.has(letter)) {
-        mine.push({ letter, value: "" });
-      } else if (SERVE_VALUES.has(letter)) {
-        let value = arg.slice(j + 1);
-        if (value === "") {
-          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
-          value = args[++i]!;
-        }
-        mine.push({ letter, value });
-        break;
-      } else if (NOT_TAKEN.has(letter)) {
-        throw new UsageError(`Option "-${letter}" of tcpserver is not taken by smtp-delay serve`);
-      } else if (SCREENING_VALUES.has(letter)) {
-        let value = arg.slice(j + 1);
-        if (value === "") {
-          if (i + 1 >= args.length) throw new UsageError(`Option -${letter} needs a value`);
-          value = args[++i]!;
-        }
-        screening.push(`-${letter}`, value);
-        break;
-      } else if (letter === "S") {
-        screening.push("-S");
-      } else {
-        throw new UsageError(`Unknown option "-${letter}"`);
-      }
-    }
-  }
-  const [hostText, portText, ...program] = args.slice(i);
+  const { options, rest } = scanOptions(args, {
+    flags: new Set([...SERVE_FLAGS, "S"]), // -v is serve's verbosity, not the version
+    values: new Set([...SERVE_VALUES, ...FILTER_OPTIONS.values]),
+    longs: new Set([...SERVE_LONG, ...FILTER_OPTIONS.longs]),
+    refused: (letter) =>
+      NOT_TAKEN.has(letter)
+        ? `Option "-${letter}" of tcpserver is not taken by smtp-delay serve`
+        : undefined,
+  });
+  const mine = options.filter((o) =>
+    SERVE_FLAGS.has(o.letter) || SERVE_VALUES.has(o.letter) || SERVE_LONG.has(o.letter.slice(2))
+  );
+  // The rest are the screening's, passed on as words for parseConfig.
+  const screening = options.filter((o) => !mine.includes(o)).flatMap((o) =>
+    o.letter.startsWith("--")
+      ? [`${o.letter}=${o.value}`]
+      : o.value === "" && !FILTER_OPTIONS.values.has(o.letter)
+      ? [`-${o.letter}`]
+      : [`-${o.letter}`, o.value]
+  );
+  const [hostText, portText, ...program] = rest;
   if (hostText === undefined || portText === undefined || program.length === 0) {
     throw new UsageError(
       `No ${
