@@ -145,18 +145,89 @@ export interface ServerOptions {
 }
 
 /** A tcpserver on 127.0.0.1 and what it logged (its stderr is the chain's too). */
-export class Server {
+/**
+ * What Server and ServeServer share: the log lines of a running server (its
+ * stderr, line by line), waits on them, and the recorder's files.
+ */
+abstract class Logged {
   readonly lines: string[] = [];
-  readonly records: string;
   private waiters: Array<() => void> = [];
 
+  constructor(readonly records: string) {}
+
+  /** Reads `stderr` into `lines` until it ends. */
+  protected async pump(stderr: ReadableStream<Uint8Array>): Promise<void> {
+    let rest = "";
+    for await (const chunk of stderr.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      this.lines.push(...parts);
+      for (const wake of this.waiters.splice(0)) wake();
+    }
+    if (rest) this.lines.push(rest);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The first log line matching `re` at index `from` or later (waits for it). */
+  async waitLog(re: RegExp, what = String(re), from = 0): Promise<string> {
+    return await within(
+      TIMEOUT_MS,
+      `log line ${what}\n${this.lines.join("\n")}`,
+      (async () => {
+        for (;;) {
+          const line = this.lines.slice(from).find((l) => re.test(l));
+          if (line !== undefined) return line;
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /** The pid started for the connection from local port `clientPort` (its `ok` line). */
+  async pidOf(clientPort: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
+    return Number(line.split(" ")[2]);
+  }
+
+  /**
+   * Waits until that connection's process ended; returns its exit code (from
+   * the wait status tcpserver logs), or minus the signal that killed it.
+   */
+  async endOf(pid: number): Promise<number> {
+    const line = await this.waitLog(new RegExp(`^tcpserver: end ${pid} status `));
+    const status = Number(line.split(" ").pop());
+    return (status & 0x7f) === 0 ? status >> 8 : -(status & 0x7f);
+  }
+
+  /** Log lines the chain wrote for `pid` (the filter's lines carry pid=PID). */
+  linesOf(pid: number, prefix = "smtp-delay:"): string[] {
+    return this.lines.filter((l) =>
+      l.startsWith(prefix) && (l.includes(` pid=${pid} `) || l.includes(` pid ${pid}:`))
+    );
+  }
+
+  /** What the recorder wrote for `pid`, or undefined when it never ran under that pid. */
+  async record(pid: number): Promise<Handed | undefined> {
+    return await readRecord(this.records, pid);
+  }
+
+  /** How many times the recorder ran. */
+  async recorderRuns(): Promise<number> {
+    let n = 0;
+    for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
+    return n;
+  }
+}
+
+export class Server extends Logged {
   private constructor(
     readonly port: number,
     private readonly child: Deno.ChildProcess,
     readonly dir: string,
   ) {
-    this.records = `${dir}/records`;
-    this.pump();
+    super(`${dir}/records`);
+    this.pump(child.stderr);
   }
 
   static async start(options: ServerOptions): Promise<Server> {
@@ -209,86 +280,6 @@ export class Server {
     const server = new Server(port, child, dir);
     await server.waitLog(/^tcpserver: status: 0\//);
     return server;
-  }
-
-  private async pump(): Promise<void> {
-    let rest = "";
-    for await (const chunk of this.child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      this.lines.push(...parts);
-      for (const wake of this.waiters.splice(0)) wake();
-    }
-    if (rest) this.lines.push(rest);
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  /** The first log line matching `re` (waits for it). */
-  async waitLog(re: RegExp, what = String(re)): Promise<string> {
-    return await within(
-      TIMEOUT_MS,
-      `log line ${what}\n${this.lines.join("\n")}`,
-      (async () => {
-        for (;;) {
-          const line = this.lines.find((l) => re.test(l));
-          if (line !== undefined) return line;
-          await new Promise<void>((wake) => this.waiters.push(wake));
-        }
-      })(),
-    );
-  }
-
-  /** The pid tcpserver started for the connection from local port `clientPort`. */
-  async pidOf(clientPort: number): Promise<number> {
-    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
-    return Number(line.split(" ")[2]);
-  }
-
-  /**
-   * Waits until that connection's process ended; returns its exit code (from
-   * the wait status tcpserver logs), or minus the signal that killed it.
-   */
-  async endOf(pid: number): Promise<number> {
-    const line = await this.waitLog(new RegExp(`^tcpserver: end ${pid} status `));
-    const status = Number(line.split(" ").pop());
-    return (status & 0x7f) === 0 ? status >> 8 : -(status & 0x7f);
-  }
-
-  /** Log lines the chain wrote for `pid` (the filter's lines carry pid=PID). */
-  linesOf(pid: number, prefix = "smtp-delay:"): string[] {
-    return this.lines.filter((l) =>
-      l.startsWith(prefix) && (l.includes(` pid=${pid} `) || l.includes(` pid ${pid}:`))
-    );
-  }
-
-  /** What the recorder wrote for `pid`, or undefined when it never ran under that pid. */
-  async record(pid: number): Promise<Handed | undefined> {
-    const base = `${this.records}/${pid}`;
-    let info: string;
-    try {
-      info = await Deno.readTextFile(`${base}.info`);
-    } catch {
-      return undefined;
-    }
-    const env: { [name: string]: string } = {};
-    for (const entry of (await Deno.readTextFile(`${base}.env`)).split("\0")) {
-      const eq = entry.indexOf("=");
-      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-    }
-    const fields: { [key: string]: string } = {};
-    for (const line of info.trim().split("\n")) {
-      const eq = line.indexOf("=");
-      fields[line.slice(0, eq)] = line.slice(eq + 1).trim();
-    }
-    return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
-  }
-
-  /** How many times the recorder ran. */
-  async recorderRuns(): Promise<number> {
-    let n = 0;
-    for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
-    return n;
   }
 
   async stop(): Promise<void> {
@@ -614,11 +605,8 @@ export interface ServeOptions {
  * Server. Its tcpserver lines carry the child's pid, which is the
  * recorder's: serve starts it with no process in between.
  */
-export class ServeServer implements Listener {
-  readonly lines: string[] = [];
-  readonly records: string;
+export class ServeServer extends Logged implements Listener {
   readonly rulesFile: string;
-  private waiters: Array<() => void> = [];
   /** serve's exit status, once it exited. */
   readonly exited: Promise<Deno.CommandStatus>;
 
@@ -627,10 +615,10 @@ export class ServeServer implements Listener {
     private readonly child: Deno.ChildProcess,
     readonly dir: string,
   ) {
-    this.records = `${dir}/records`;
+    super(`${dir}/records`);
     this.rulesFile = `${dir}/rules.cdb`;
     this.exited = child.status;
-    this.pump();
+    this.pump(child.stderr);
   }
 
   /** serve's own pid (the Deno process). */
@@ -706,64 +694,6 @@ export class ServeServer implements Listener {
       });
     }
     return server;
-  }
-
-  private async pump(): Promise<void> {
-    let rest = "";
-    for await (const chunk of this.child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      this.lines.push(...parts);
-      for (const wake of this.waiters.splice(0)) wake();
-    }
-    if (rest) this.lines.push(rest);
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  /** The first log line matching `re` at index `from` or later (waits for it). */
-  async waitLog(re: RegExp, what = String(re), from = 0): Promise<string> {
-    return await within(
-      TIMEOUT_MS,
-      `log line ${what}\n${this.lines.join("\n")}`,
-      (async () => {
-        for (;;) {
-          const line = this.lines.slice(from).find((l) => re.test(l));
-          if (line !== undefined) return line;
-          await new Promise<void>((wake) => this.waiters.push(wake));
-        }
-      })(),
-    );
-  }
-
-  /** The pid of the child started for the client on local port `clientPort` (its `ok` line). */
-  async pidOf(clientPort: number): Promise<number> {
-    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
-    return Number(line.split(" ")[2]);
-  }
-
-  /** Waits for the child's `end` line; its exit code, or minus the signal that killed it. */
-  async endOf(pid: number): Promise<number> {
-    const line = await this.waitLog(new RegExp(`^tcpserver: end ${pid} status `));
-    const status = Number(line.split(" ").pop());
-    return (status & 0x7f) === 0 ? status >> 8 : -(status & 0x7f);
-  }
-
-  /** The smtp-delay lines that carry pid=PID. */
-  linesOf(pid: number, prefix = "smtp-delay:"): string[] {
-    return this.lines.filter((l) => l.startsWith(prefix) && l.includes(` pid=${pid} `));
-  }
-
-  /** What the recorder wrote for `pid`, or undefined when it never ran under that pid. */
-  async record(pid: number): Promise<Handed | undefined> {
-    return await readRecord(this.records, pid);
-  }
-
-  /** How many times the recorder ran. */
-  async recorderRuns(): Promise<number> {
-    let n = 0;
-    for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
-    return n;
   }
 
   /** Sends serve a signal. */
