@@ -247,11 +247,20 @@ class Server {
 
   /** The fd table is full: give back the spare fd, take the client, refuse it, keep the spare. */
   private outOfFds(errno: number): void {
-    this.s.close(this.spare);
+    if (this.spare >= 0) this.s.close(this.spare);
     const got = this.s.accept(this.listener);
     if (!("errno" in got)) this.refuse(got.fd, formatIp(got.remote.ip), "fds");
     this.spare = this.s.spareFd();
     log.warning(`unable to accept: out of file descriptors or memory (errno ${errno})`);
+    if (this.spare < 0 && !this.stopping) {
+      // Not even the spare: stop listening for a moment rather than spin on the listener.
+      this.loop.remove(this.listener);
+      setTimeout(() => {
+        if (this.stopping) return;
+        this.spare = this.s.spareFd();
+        this.loop.add(this.listener, EPOLLIN, () => this.acceptSome());
+      }, 100);
+    }
   }
 
   /** 421 at once and close: no room. */
