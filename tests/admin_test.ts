@@ -10,9 +10,7 @@ import { UsageError } from "../src/config.ts";
 import { arrive, depart, EMPTY, type MemoryConfig } from "../src/history.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
 import type { LiveConn, Record as Rec } from "../src/store/store.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-const PERMISSIONS = Deno.readTextFileSync(`${ROOT}permissions`).trim().split(/\s+/);
+import { PERMISSIONS, ROOT, runFileEnv } from "./fixtures/source.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const MINUTE = 60_000;
@@ -162,13 +160,7 @@ async function state(
     args: ["run", ...PERMISSIONS, `${ROOT}main.ts`, "state", ...args],
     cwd: ROOT,
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      DENO_NO_UPDATE_CHECK: "1",
-      NO_COLOR: "1",
-      ...env,
-    },
+    env: runFileEnv(env),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type Allowlist, allowsIp, allowsName, parseAllowlist } from "../src/allow.ts";
 import { UsageError } from "../src/config.ts";
 import { formatIp, parseIp } from "../src/ip.ts";
+import { assertUsageError } from "./fixtures/assert.ts";
 
 /** The allowlist as plain text: networks as `ADDRESS/BITS`, then the suffixes. */
 function plain(list: Allowlist): { nets: string[]; suffixes: string[] } {
@@ -115,19 +116,12 @@ Deno.test("parseAllowlist() rejects a bad line, naming the source and the line n
   ];
   for (const row of rows) {
     await t.step(`${JSON.stringify(row.text)}: line ${row.line}`, () => {
-      let thrown: unknown;
-      try {
-        parseAllowlist(row.text, `Allowlist "/etc/allow"`);
-      } catch (e) {
-        thrown = e;
-      }
-      assert.ok(thrown instanceof UsageError, `got ${String(thrown)}, want a UsageError`);
-      for (const part of [`Allowlist "/etc/allow"`, `line ${row.line} `, `"${row.shown}"`]) {
-        assert.ok(
-          thrown.message.includes(part),
-          `message ${JSON.stringify(thrown.message)} does not contain ${JSON.stringify(part)}`,
-        );
-      }
+      assertUsageError(
+        () => parseAllowlist(row.text, `Allowlist "/etc/allow"`),
+        `Allowlist "/etc/allow"`,
+        `line ${row.line} `,
+        `"${row.shown}"`,
+      );
     });
   }
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CdbError, cdbHash, openCdb } from "../src/cdb.ts";
 import { tcprules } from "./fixtures/tcprules.ts";
+import { withTempDir } from "./fixtures/temp_dir.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 const show = (data: Uint8Array | undefined) =>
@@ -46,15 +47,6 @@ function tryFind(bytes: Uint8Array, key: string): Uint8Array | undefined | "CdbE
   }
 }
 
-const withTemp = async (fn: (dir: string) => Promise<void>) => {
-  const dir = await Deno.makeTempDir({ prefix: "cdb_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-};
-
 // The brief's example: deny, allow with two variables (one empty), a host suffix, a default.
 const EXAMPLE = '1.2.3.4:deny\n1.2.:allow,A="x",B=""\n=.example.com:allow,C="y"\n:allow\n';
 const EXAMPLE_RECORDS: [string, string][] = [
@@ -81,13 +73,13 @@ Deno.test("cdbHash() gives the hashes tcprules writes in its slots", async (t) =
 });
 
 Deno.test("writeCdb() in this test writes the same bytes as tcprules", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     assert.deepEqual(writeCdb(EXAMPLE_RECORDS), await tcprules(`${dir}/x.cdb`, EXAMPLE));
   });
 });
 
 Deno.test("find() reads every record of a file made by tcprules", async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const cdb = openCdb(await tcprules(`${dir}/x.cdb`, EXAMPLE));
     const rows: [string, string | undefined][] = [
       ...EXAMPLE_RECORDS,
@@ -107,7 +99,7 @@ Deno.test("find() reads every record of a file made by tcprules", async (t) => {
 });
 
 Deno.test("find() reads all of 2000 rules by tcprules, through shared tables and probing", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const ips = Array.from({ length: 2000 }, (_, i) => `10.${i >> 8}.${i & 255}.1`);
     const rules = ips.map((ip, i) => `${ip}:${i % 7 ? "allow" : "deny"},N="${i}"\n`).join("");
     const cdb = openCdb(await tcprules(`${dir}/big.cdb`, rules));
@@ -181,7 +173,7 @@ Deno.test("find() reports CdbError for a position or length past the end", async
 });
 
 Deno.test("find() on every truncation of a tcprules file gives the right data or CdbError", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const full = await tcprules(`${dir}/x.cdb`, EXAMPLE);
     const rows: [string, Uint8Array | undefined][] = [
       ...EXAMPLE_RECORDS.map(([key, data]): [string, Uint8Array] => [key, encode(data)]),
@@ -202,7 +194,7 @@ Deno.test("find() on every truncation of a tcprules file gives the right data or
 });
 
 Deno.test("find() on every one-byte corruption of a tcprules file ends, in data, undefined or CdbError", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const full = await tcprules(`${dir}/x.cdb`, EXAMPLE);
     for (let at = 0; at < full.length; at++) {
       for (const value of [0x00, 0x01, 0x80, 0xff]) {

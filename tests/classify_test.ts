@@ -7,8 +7,8 @@ import {
   parsePatterns,
   type Tier,
 } from "../src/classify.ts";
-import { UsageError } from "../src/config.ts";
 import { type Ip, parseIp } from "../src/ip.ts";
+import { assertUsageError } from "./fixtures/assert.ts";
 
 const builtin = parsePatterns(BUILTIN_PATTERNS);
 
@@ -279,16 +279,10 @@ Deno.test("parsePatterns() names the line of a bad regex", async (t) => {
   ];
   for (const row of rows) {
     await t.step(JSON.stringify(row.text), () => {
-      let thrown: unknown;
-      try {
-        parsePatterns(row.text, ...(row.source === undefined ? [] : [row.source]));
-      } catch (e) {
-        thrown = e;
-      }
-      assert.ok(thrown instanceof UsageError, `got ${String(thrown)}, want a UsageError`);
-      for (const part of row.parts) {
-        assert.ok(thrown.message.includes(part), `${JSON.stringify(thrown.message)} lacks ${part}`);
-      }
+      assertUsageError(
+        () => parsePatterns(row.text, ...(row.source === undefined ? [] : [row.source])),
+        ...row.parts,
+      );
     });
   }
 });

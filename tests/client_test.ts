@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readClient } from "../src/client.ts";
-import { UsageError } from "../src/config.ts";
+import { assertUsageError } from "./fixtures/assert.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -89,16 +89,7 @@ Deno.test("readClient() rejects a missing, empty or malformed TCPREMOTEIP", asyn
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      let thrown: unknown;
-      try {
-        readClient(row.env);
-      } catch (e) {
-        thrown = e;
-      }
-      assert.ok(thrown instanceof UsageError, `got ${String(thrown)}, want a UsageError`);
-      for (const part of row.parts) {
-        assert.ok(thrown.message.includes(part), `${JSON.stringify(thrown.message)} lacks ${part}`);
-      }
+      const thrown = assertUsageError(() => readClient(row.env), ...row.parts);
       assert.ok(!thrown.message.includes("x".repeat(101)), "the quoted value is not cut at 100");
     });
   }

@@ -17,30 +17,9 @@ import {
   USAGE,
   UsageError,
 } from "../src/config.ts";
+import { assertUsageError } from "./fixtures/assert.ts";
 
 type Env = Record<string, string | undefined>;
-
-/** Runs `fn`, which must throw a UsageError whose message contains every one of `parts`. */
-function assertUsageError(fn: () => unknown, ...parts: string[]): UsageError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  if (!(thrown instanceof UsageError)) {
-    throw new assert.AssertionError({
-      message: `got ${thrown === undefined ? "no error" : String(thrown)}, want a UsageError`,
-    });
-  }
-  for (const part of parts) {
-    assert.ok(
-      thrown.message.includes(part),
-      `message ${JSON.stringify(thrown.message)} does not contain ${JSON.stringify(part)}`,
-    );
-  }
-  return thrown;
-}
 
 /** parseConfig that must return a run request. */
 function run(args: string[], env: Env = {}): Config {

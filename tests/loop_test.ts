@@ -28,7 +28,6 @@ function fakeSys(batches: Array<(tags: Map<number, number>) => Array<[number, nu
 
 Deno.test("EventLoop drops an event for an fd number reused since the event was taken", async () => {
   const got: string[] = [];
-  let loop!: EventLoop;
   let staleTag = 0;
   const { sys } = fakeSys([
     (tags) => {
@@ -40,7 +39,7 @@ Deno.test("EventLoop drops an event for an fd number reused since the event was 
     },
     (tags) => [[7, EPOLLIN, tags.get(7)!]], // an event of the new registration
   ]);
-  loop = new EventLoop(sys);
+  const loop = new EventLoop(sys); // the first batch, run by loop.run(), uses it
   loop.add(7, EPOLLIN, () => got.push("old client"));
   let rounds = 0;
   await loop.run(() => rounds++ < 2);

@@ -10,21 +10,13 @@ import {
   type RuleQuery,
 } from "../src/rules.ts";
 import { tcprules, tcprulescheck } from "./fixtures/tcprules.ts";
+import { withTempDir } from "./fixtures/temp_dir.ts";
 
 const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0)); // "\xe9" is one byte
 
 /** A rules table without a file: key -> record data given as a binary string. */
 const table = (records: Record<string, string>) => (key: string) =>
   Object.hasOwn(records, key) ? bytes(records[key]!) : undefined;
-
-const withTemp = async (fn: (dir: string) => Promise<void>) => {
-  const dir = await Deno.makeTempDir({ prefix: "rules_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-};
 
 const JOE: RuleQuery = { ip: "1.2.3.4", host: "mail.example.com", info: "joe" };
 
@@ -103,7 +95,7 @@ Deno.test("ruleKeys() lists the keys in tcpserver's order", async (t) => {
 Deno.test("lookupRuleInCdb() takes the first key present, as tcprulescheck does", async (t) => {
   const order = ruleKeys(JOE);
   const decoys = ["bob@1.2.3.4", "joe@1.2.3.5", "1.2.3.5", "=example.com", "=mail", "1.3.", "2."];
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     for (let step = 0; step <= order.length; step++) {
       const want = order[step]; // undefined past the end: no rule at all
       await t.step(
@@ -193,7 +185,7 @@ Deno.test("lookupRuleInCdb() reads allow, deny and variables as tcprules writes 
     [{ ip: "5.6.7.8" }, { kind: "allow", env: { V: "é", W: "a=b", A: "2" }, key: "5.6.7.8" }],
     [{ ip: "9.9.9.9" }, { kind: "allow", env: { DEFAULT: "1" }, key: "" }],
   ];
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/rules.cdb`;
     const cdb = openCdb(await tcprules(path, rules));
     for (const [query, want] of rows) {
@@ -209,7 +201,7 @@ Deno.test("lookupRuleInCdb() reads allow, deny and variables as tcprules writes 
 });
 
 Deno.test("lookupRuleInCdb() allows with no variables when no rule applies", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/empty.cdb`;
     const got = lookupRuleInCdb(openCdb(await tcprules(path, "# nothing\n")), JOE);
     assert.deepEqual(got, { kind: "allow", env: {}, key: undefined });
@@ -218,7 +210,7 @@ Deno.test("lookupRuleInCdb() allows with no variables when no rule applies", asy
 });
 
 Deno.test("lookupRuleInCdb() passes on CdbError from a truncated file", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const full = await tcprules(`${dir}/rules.cdb`, "1.2.3.4:deny\n");
     const cdb = openCdb(full.subarray(0, 2050)); // the header, and 2 bytes of the record
     assert.throws(() => lookupRuleInCdb(cdb, { ip: "1.2.3.4" }), CdbError);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MAX_COUNT, UsageError } from "../src/config.ts";
+import { MAX_COUNT } from "../src/config.ts";
 import { type Ip, parseIp } from "../src/ip.ts";
 import {
   hostText,
@@ -9,6 +9,7 @@ import {
   SERVE_USAGE,
   type ServeConfig,
 } from "../src/serve/options.ts";
+import { assertUsageError } from "./fixtures/assert.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -26,28 +27,6 @@ const SERVICES = [
   "x-mail\t\t2626/tcp\t# comment with words 7/tcp",
   "",
 ].join("\n");
-
-/** Runs `fn`, which must throw a UsageError whose message contains every one of `parts`. */
-function assertUsageError(fn: () => unknown, ...parts: string[]): UsageError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  if (!(thrown instanceof UsageError)) {
-    throw new assert.AssertionError({
-      message: `got ${thrown === undefined ? "no error" : String(thrown)}, want a UsageError`,
-    });
-  }
-  for (const part of parts) {
-    assert.ok(
-      thrown.message.includes(part),
-      `message ${JSON.stringify(thrown.message)} does not contain ${JSON.stringify(part)}`,
-    );
-  }
-  return thrown;
-}
 
 /** parseServe with the services above; `args` are the words after `serve`. */
 function serve(args: string[], env: Env = {}): ServeConfig {

@@ -5,15 +5,7 @@
 import assert from "node:assert/strict";
 import { Rules, type RulesAnswer } from "../src/serve/rules_file.ts";
 import { tcprules, tcprulescheck } from "./fixtures/tcprules.ts";
-
-const withTemp = async (fn: (dir: string) => Promise<void>) => {
-  const dir = await Deno.makeTempDir({ prefix: "serve_rules_file_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-};
+import { withTempDir } from "./fixtures/temp_dir.ts";
 
 /** The answer's kind and, for a rule, its key and variables: what a row compares. */
 function summary(answer: RulesAnswer): string {
@@ -45,7 +37,7 @@ const RULES = [
 ].join("\n");
 
 Deno.test("Rules.lookup() answers as tcprulescheck does for the same file", async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/rules.cdb`;
     await tcprules(path, RULES);
     const rules = new Rules(path, false);
@@ -75,7 +67,7 @@ Deno.test("Rules.lookup() answers as tcprulescheck does for the same file", asyn
 });
 
 Deno.test("Rules.lookup() sees a file that tcprules replaced at the next lookup, without forget()", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/rules.cdb`;
     const rules = new Rules(path, false);
     const generations: [string, string][] = [
@@ -97,13 +89,18 @@ Deno.test("Rules.lookup() sees a file that tcprules replaced at the next lookup,
   });
 });
 
+/** Rules on `dir`/rules.cdb, read once while it holds GEN="a"; `other` is a scratch cdb beside it. */
+async function readGenA(dir: string): Promise<{ path: string; other: string; rules: Rules }> {
+  const path = `${dir}/rules.cdb`;
+  await tcprules(path, '127.0.0.1:allow,GEN="a"\n');
+  const rules = new Rules(path, false);
+  assert.equal(summary(rules.lookup("127.0.0.1", undefined)), "allow key=127.0.0.1 env=GEN=a");
+  return { path, other: `${dir}/other.cdb`, rules };
+}
+
 Deno.test("Rules.lookup() sees a file rewritten in place when its size changed", async () => {
-  await withTemp(async (dir) => {
-    const path = `${dir}/rules.cdb`;
-    const other = `${dir}/other.cdb`;
-    await tcprules(path, '127.0.0.1:allow,GEN="a"\n');
-    const rules = new Rules(path, false);
-    assert.equal(summary(rules.lookup("127.0.0.1", undefined)), "allow key=127.0.0.1 env=GEN=a");
+  await withTempDir(async (dir) => {
+    const { path, other, rules } = await readGenA(dir);
     const bigger = await tcprules(other, '127.0.0.1:allow,GEN="longer"\n');
     const inode = Deno.statSync(path).ino;
     Deno.writeFileSync(path, bigger);
@@ -116,12 +113,8 @@ Deno.test("Rules.lookup() sees a file rewritten in place when its size changed",
 });
 
 Deno.test("Rules keeps the file in memory while it looks unchanged; forget() reads it again", async () => {
-  await withTemp(async (dir) => {
-    const path = `${dir}/rules.cdb`;
-    const other = `${dir}/other.cdb`;
-    await tcprules(path, '127.0.0.1:allow,GEN="a"\n');
-    const rules = new Rules(path, false);
-    assert.equal(summary(rules.lookup("127.0.0.1", undefined)), "allow key=127.0.0.1 env=GEN=a");
+  await withTempDir(async (dir) => {
+    const { path, other, rules } = await readGenA(dir);
     // Same inode, same size, the old mtime back: the stamp cannot tell.
     const before = Deno.statSync(path);
     Deno.writeFileSync(path, await tcprules(other, '127.0.0.1:allow,GEN="b"\n'));
@@ -137,7 +130,7 @@ Deno.test("Rules keeps the file in memory while it looks unchanged; forget() rea
 });
 
 Deno.test("Rules.lookup() answers unreadable for a corrupt file, then reads a good one again", async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/rules.cdb`;
     const good = await tcprules(path, '127.0.0.1:allow,GEN="good"\n');
     const rows: { name: string; bytes: Uint8Array }[] = [
@@ -170,7 +163,7 @@ Deno.test("Rules.lookup() answers unreadable for a corrupt file, then reads a go
 });
 
 Deno.test("Rules.lookup() answers unreadable for a missing file, allow under -X", async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/rules.cdb`;
     await t.step("never there, without -X", () => {
       const answer = new Rules(path, false).lookup("127.0.0.1", undefined);
@@ -205,7 +198,7 @@ Deno.test("Rules.lookup() answers unreadable for a missing file, allow under -X"
 });
 
 Deno.test("Rules.lookup() answers unreadable for a file it cannot read, even under -X", async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const rows: { name: string; path: string }[] = [
       { name: "a directory", path: dir },
       { name: "under a file, not a directory", path: `${dir}/file/rules.cdb` },

@@ -9,6 +9,8 @@ import { EMPTY } from "../src/history.ts";
 import { memoryStore } from "../src/store/memory.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
 import { type Change, type Record as Rec, type Store, StoreError } from "../src/store/store.ts";
+import { assertThrowsWith } from "./fixtures/assert.ts";
+import { withTempDir } from "./fixtures/temp_dir.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -292,35 +294,13 @@ Deno.test("openSqlite() update() rejects, not throws, and says StoreError, when 
   }
 });
 
-/** A temporary directory for one SQLite test, removed afterwards. */
-async function inTempDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-sqlite-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 /** Runs `fn`, which must throw a StoreError whose message contains every one of `parts`. */
 function assertStoreError(fn: () => unknown, ...parts: string[]): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  assert.ok(thrown instanceof StoreError, `got ${String(thrown)}, want a StoreError`);
-  for (const part of parts) {
-    assert.ok(
-      thrown.message.includes(part),
-      `message ${JSON.stringify(thrown.message)} does not contain ${JSON.stringify(part)}`,
-    );
-  }
+  assertThrowsWith(fn, StoreError, ...parts);
 }
 
 Deno.test("openSqlite() creates the file's directory on first use", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/var/lib/smtp-delay/state.db`;
     const store = openSqlite(path, 200, () => T0);
     try {
@@ -340,7 +320,7 @@ Deno.test("openSqlite() creates the file's directory on first use", async () => 
 });
 
 Deno.test("openSqlite() uses WAL mode, so that readers do not wait for writers", async () => {
-  await inTempDir((dir) => {
+  await withTempDir((dir) => {
     const store = openSqlite(`${dir}/state.db`, 200, () => T0);
     store.close();
     const db = new DatabaseSync(`${dir}/state.db`);
@@ -354,7 +334,7 @@ Deno.test("openSqlite() uses WAL mode, so that readers do not wait for writers",
 });
 
 Deno.test("openSqlite() fails with a StoreError naming the path when it cannot be opened", async (t) => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "a regular file\n");
     await Deno.mkdir(`${dir}/a-directory`);
     await Deno.writeFile(`${dir}/garbage.db`, new Uint8Array(8192).fill(0x5a));
@@ -377,7 +357,7 @@ Deno.test({
   // root writes anywhere
   ignore: Deno.uid() === 0,
   fn: async () => {
-    await inTempDir(async (dir) => {
+    await withTempDir(async (dir) => {
       await Deno.mkdir(`${dir}/ro`, { mode: 0o555 });
       assertStoreError(() => openSqlite(`${dir}/ro/state.db`, 200, () => T0), `${dir}/ro/state.db`);
       assertStoreError(() => openSqlite(`${dir}/ro/sub/state.db`, 200, () => T0), `${dir}/ro`);
@@ -400,7 +380,7 @@ Deno.test("openSqlite() reads a damaged record as no record, and the next update
   ];
   for (const damage of damages) {
     await t.step(JSON.stringify(damage), async () => {
-      await inTempDir(async (dir) => {
+      await withTempDir(async (dir) => {
         const path = `${dir}/state.db`;
         const store = openSqlite(path, 200, () => T0);
         try {
@@ -441,7 +421,7 @@ Deno.test("openSqlite() reads a damaged record as no record, and the next update
 });
 
 Deno.test("openSqlite() handles on one file see each other's updates: 200 interleaved, none lost", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const a = openSqlite(`${dir}/state.db`, 2_000);
     const b = openSqlite(`${dir}/state.db`, 2_000);
     try {
@@ -458,7 +438,7 @@ Deno.test("openSqlite() handles on one file see each other's updates: 200 interl
 });
 
 Deno.test("openSqlite() in two processes at once: 2 x 200 updates of one counter, none lost", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/state.db`;
     openSqlite(path, 200).close(); // the schema, before the race
     const code = `
@@ -493,7 +473,7 @@ Deno.test("openSqlite() in two processes at once: 2 x 200 updates of one counter
 });
 
 Deno.test("openSqlite() fails an update within its timeout while another holds the lock, then recovers", async (t) => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/state.db`;
     const store = openSqlite(path, 200, () => T0);
     const locker = new DatabaseSync(path);
@@ -545,7 +525,7 @@ Deno.test("openSqlite() fails an update within its timeout while another holds t
 });
 
 Deno.test("openSqlite() close() may be called twice", async () => {
-  await inTempDir((dir) => {
+  await withTempDir((dir) => {
     const store = openSqlite(`${dir}/state.db`, 200);
     store.close();
     store.close();

@@ -1,69 +1,134 @@
 /**
- * Bad input, from the run file or from tcprules: one `fatal:` line, exit 100,
- * and not a byte written to the client (who had talked early).
+ * Bad input, in both modes. From the run file (options, variables): one
+ * `fatal:` line and exit 100; the filter when tcpserver starts it for a
+ * client, with not a byte written to the client (who had talked early);
+ * `smtp-delay serve` at its start, with nothing on stdout (no port: it never
+ * listened). A port in use: serve exits 111. From tcprules, for one client:
+ * the filter exits 100 for that client; serve drops that connection with a
+ * warning, nothing written to it, and goes on serving the others.
  */
 import assert from "node:assert/strict";
-import { Client, FILTER, RECORDER, type Rule, Server } from "./harness.ts";
+import {
+  Client,
+  FILTER,
+  type Logged,
+  type Mode,
+  MODES,
+  RECORDER,
+  type Rule,
+  Server,
+  startServer,
+  TIMEOUT_MS,
+} from "./harness.ts";
+import { runFileEnv } from "../fixtures/source.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
-/** Connects, talks, and checks that the filter answered nothing and exited 100. */
-async function refusesToStart(server: Server, from: string, fatal: RegExp): Promise<void> {
+/**
+ * Connects, talks, and checks that the filter answered nothing and exited
+ * 100 with one fatal line: `fatal` matches it, or is the whole line.
+ */
+async function refusesToStart(server: Logged, from: string, fatal: RegExp | string): Promise<void> {
   const client = await Client.connect(server.port, from);
   await client.send("EHLO early.example.org\r\n");
   const pid = await server.pidOf(client.localPort);
   assert.equal(await server.endOf(pid), 100, "exit 100");
-  assert.equal(await client.untilClosed(), "", "nothing written to the client");
+  assert.equal(await client.untilEnd(), "", "nothing written to the client");
   assert.equal(await server.record(pid), undefined, "the next program never ran");
   const start = server.lines.findIndex((l) => l.startsWith(`tcpserver: ok ${pid} `));
   const end = server.lines.findIndex((l) => l.startsWith(`tcpserver: end ${pid} `));
   const fatals = server.lines.slice(start, end).filter((l) => l.startsWith("smtp-delay: "));
   assert.equal(fatals.length, 1, fatals.join("\n"));
-  assert.match(fatals[0]!, fatal);
+  if (typeof fatal === "string") assert.equal(fatals[0], fatal);
+  else assert.match(fatals[0]!, fatal);
 }
 
-const OPTION_CASES: Array<[string, string[], string[] | undefined, RegExp]> = [
+/**
+ * serve under an empty environment, with -1: killed as soon as it prints a
+ * port (it listens: it took the command line), or after TIMEOUT_MS.
+ */
+async function serve(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ code: number | "still running"; stdout: string; stderr: string }> {
+  const child = new Deno.Command(FILTER[0]!, {
+    args: [...FILTER.slice(1), "serve", "-1", ...args],
+    clearEnv: true,
+    env: runFileEnv({ SMTPDELAY_STORE: "none", ...env }),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let killed = false;
+  const kill = () => {
+    if (killed) return;
+    killed = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  };
+  const timer = setTimeout(kill, TIMEOUT_MS);
+  const stderr = new Response(child.stderr).text();
+  let stdout = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (stdout.includes("\n")) kill();
+  }
+  const status = await child.status; // bounded: killed after TIMEOUT_MS
+  clearTimeout(timer);
+  return { code: killed ? "still running" : status.code, stdout, stderr: await stderr };
+}
+
+/** Options of the screening that both modes refuse, with the same fatal line. */
+const SCREENING_CASES: Array<[string, string[], RegExp]> = [
   [
     "a delay that is not a number",
     ["-d", "abc"],
-    undefined,
     /^smtp-delay: fatal: -d wants seconds from 0 to 300, got "abc"$/,
   ],
-  [
-    "a negative delay",
-    ["-D", "-1"],
-    undefined,
-    /^smtp-delay: fatal: -D wants seconds .* got "-1"$/,
-  ],
-  [
-    "a delay over 300 s",
-    ["-P", "301"],
-    undefined,
-    /^smtp-delay: fatal: -P wants seconds .* got "301"$/,
-  ],
+  ["a negative delay", ["-D", "-1"], /^smtp-delay: fatal: -D wants seconds .* got "-1"$/],
+  ["a delay over 300 s", ["-P", "301"], /^smtp-delay: fatal: -P wants seconds .* got "301"$/],
   [
     "a percentage over 100",
     ["-N", "101"],
-    undefined,
     /^smtp-delay: fatal: -N wants a percentage from 0 to 100, got "101"$/,
   ],
-  [
-    "a bad lookup deadline",
-    ["-t", "1e3"],
-    undefined,
-    /^smtp-delay: fatal: -t wants seconds .* got "1e3"$/,
-  ],
-  ["an unknown option", ["-x"], undefined, /^smtp-delay: fatal: Unknown option "-x"$/],
-  ["no next program", ["-S"], [], /^smtp-delay: fatal: No program to run \(usage: smtp-delay /],
+  ["a bad lookup deadline", ["-t", "1e3"], /^smtp-delay: fatal: -t wants seconds .* got "1e3"$/],
   [
     "a missing pattern file",
     ["-f", "/nonexistent/patterns"],
-    undefined,
     /^smtp-delay: fatal: Unable to read pattern file "\/nonexistent\/patterns": /,
   ],
 ];
 
-for (const [what, options, last, fatal] of OPTION_CASES) {
+/** Variables of the run file that both modes refuse. */
+const VARIABLE_CASES: Array<[Record<string, string>, RegExp]> = [
+  [
+    { SMTPDELAY_DNS: "dns.example.net" },
+    /^smtp-delay: fatal: SMTPDELAY_DNS wants IP or IP:PORT, got "dns\.example\.net"$/,
+  ],
+  [
+    { SMTPDELAY_DNS: "127.0.0.1:99999" },
+    /^smtp-delay: fatal: SMTPDELAY_DNS wants IP or IP:PORT, got "127\.0\.0\.1:99999"$/,
+  ],
+  [{ SMTPDELAY: "FOO" }, /^smtp-delay: fatal: SMTPDELAY wants JUSTDELAY or nothing, got "FOO"$/],
+];
+
+/** The filter's own: [what, options, the last program (undefined: the recorder), fatal]. */
+const FILTER_CASES: Array<[string, string[], string[] | undefined, RegExp]> = [
+  ...SCREENING_CASES.map(([what, options, fatal]): [string, string[], undefined, RegExp] => [
+    what,
+    options,
+    undefined,
+    fatal,
+  ]),
+  ["an unknown option", ["-x"], undefined, /^smtp-delay: fatal: Unknown option "-x"$/],
+  ["no next program", ["-S"], [], /^smtp-delay: fatal: No program to run \(usage: smtp-delay /],
+];
+
+for (const [what, options, last, fatal] of FILTER_CASES) {
   Deno.test(`bad run file: ${what} exits 100 before touching the client`, E2E, async () => {
     const server = await Server.start({
       chain: [...FILTER, ...options],
@@ -94,18 +159,7 @@ Deno.test("bad pattern file: a line that is not a regex exits 100", E2E, async (
 });
 
 Deno.test("bad run-file variables exit 100 before touching the client", E2E, async (t) => {
-  const cases: Array<[Record<string, string>, RegExp]> = [
-    [
-      { SMTPDELAY_DNS: "dns.example.net" },
-      /SMTPDELAY_DNS wants IP or IP:PORT, got "dns\.example\.net"$/,
-    ],
-    [
-      { SMTPDELAY_DNS: "127.0.0.1:99999" },
-      /SMTPDELAY_DNS wants IP or IP:PORT, got "127\.0\.0\.1:99999"$/,
-    ],
-    [{ SMTPDELAY: "FOO" }, /SMTPDELAY wants JUSTDELAY or nothing, got "FOO"$/],
-  ];
-  for (const [env, fatal] of cases) {
+  for (const [env, fatal] of VARIABLE_CASES) {
     await t.step(JSON.stringify(env), async () => {
       const server = await Server.start({ chain: [...FILTER, "-S"], env });
       try {
@@ -117,40 +171,184 @@ Deno.test("bad run-file variables exit 100 before touching the client", E2E, asy
   }
 });
 
+const HOST_PORT_PROG = ["127.0.0.1", "0", RECORDER];
+
+/** serve's: [what, the words after `serve -1`, run-file variables, fatal]. */
+const SERVE_CASES: Array<[string, string[], Record<string, string>, RegExp]> = [
+  ...SCREENING_CASES.map(([what, options, fatal]): [
+    string,
+    string[],
+    Record<string, string>,
+    RegExp,
+  ] => [what, [...options, ...HOST_PORT_PROG], {}, fatal]),
+  ...VARIABLE_CASES.map(([env, fatal]): [string, string[], Record<string, string>, RegExp] => [
+    `the run-file variables ${JSON.stringify(env)}`,
+    HOST_PORT_PROG,
+    env,
+    fatal,
+  ]),
+  ["an unknown option", ["-Z", ...HOST_PORT_PROG], {}, /^smtp-delay: fatal: Unknown option "-Z"$/],
+  ["no program", ["-S", "127.0.0.1", "0"], {}, /^smtp-delay: fatal: No program \(usage: /],
+  ["no port", ["-S", "127.0.0.1"], {}, /^smtp-delay: fatal: No PORT \(usage: /],
+  [
+    "a HOST that is not an address",
+    ["mail.example.org", "25", RECORDER],
+    {},
+    /^smtp-delay: fatal: HOST wants an IP address or 0, got "mail\.example\.org"$/,
+  ],
+  [
+    "a port over 65535",
+    ["127.0.0.1", "65536", RECORDER],
+    {},
+    /^smtp-delay: fatal: PORT wants a number from 0 to 65535 or a tcp service, got "65536"$/,
+  ],
+  ["-c 0", ["-c", "0", ...HOST_PORT_PROG], {}, /^smtp-delay: fatal: -c wants a whole number /],
+  [
+    "--waiting 0",
+    ["--waiting", "0", ...HOST_PORT_PROG],
+    {},
+    /^smtp-delay: fatal: --waiting wants a whole number from 1 to /,
+  ],
+  [
+    "--stress-delay abc",
+    ["--stress-delay", "abc", ...HOST_PORT_PROG],
+    {},
+    /^smtp-delay: fatal: --stress-delay wants seconds from 0 to 300, got "abc"$/,
+  ],
+  [
+    "-U without UID",
+    ["-U", ...HOST_PORT_PROG],
+    {},
+    /^smtp-delay: fatal: UID \(for -U\) wants .*, got ""$/,
+  ],
+  [
+    "a missing allowlist",
+    ["--allow", "/nonexistent/allow", ...HOST_PORT_PROG],
+    {},
+    /^smtp-delay: fatal: Unable to read allowlist "\/nonexistent\/allow": /,
+  ],
+  ...["p", "r", "o", "O", "B", "4", "6", "I"].map((letter): [
+    string,
+    string[],
+    Record<string, string>,
+    RegExp,
+  ] => [
+    `tcpserver's -${letter}`,
+    [`-${letter}`, ...HOST_PORT_PROG],
+    {},
+    new RegExp(
+      `^smtp-delay: fatal: Option "-${letter}" of tcpserver is not taken by smtp-delay serve$`,
+    ),
+  ]),
+];
+
 Deno.test(
-  "bad per-client variables from tcprules exit 100 for that client only",
+  "bad serve command lines exit 100 with one fatal line, never listening",
   E2E,
   async (t) => {
-    const cases: Array<[Record<string, string>, RegExp]> = [
-      [{ SMTPDELAYd: "abc" }, /SMTPDELAYd wants seconds from 0 to 300, got "abc"$/],
-      [{ SMTPDELAYD: "1,5" }, /SMTPDELAYD wants seconds .* got "1,5"$/],
-      [{ SMTPDELAYP: "400" }, /SMTPDELAYP wants seconds .* got "400"$/],
-      [{ SMTPDELAYN: "200" }, /SMTPDELAYN wants a percentage .* got "200"$/],
-      [{ SMTPDELAY: "yes" }, /SMTPDELAY wants JUSTDELAY or nothing, got "yes"$/],
-      [{ TCPREMOTEIP: "192.0.2.999" }, /TCPREMOTEIP wants an IP address, got "192\.0\.2\.999"$/],
-    ];
-    const rules: Rule[] = cases.map(([env], i) => ({ from: `127.0.1.${i + 1}`, env }));
+    // Four at a time: each is a Deno start-up.
+    const results: Array<Awaited<ReturnType<typeof serve>>> = [];
+    for (let i = 0; i < SERVE_CASES.length; i += 4) {
+      const batch = SERVE_CASES.slice(i, i + 4).map(([, args, env]) => serve(args, env));
+      results.push(...await Promise.all(batch));
+    }
+    for (const [i, [what, , , fatal]] of SERVE_CASES.entries()) {
+      await t.step(what, () => {
+        const { code, stdout, stderr } = results[i]!;
+        assert.equal(code, 100, `exit status; stderr: ${stderr}`);
+        assert.equal(stdout, "", "no port printed: it never listened");
+        const lines = stderr.split("\n");
+        assert.equal(lines.pop(), "", "ends with a newline");
+        assert.equal(lines.length, 1, stderr);
+        assert.match(lines[0]!, fatal);
+      });
+    }
+  },
+);
+
+Deno.test("a port in use: fatal 'unable to listen', exit 111", E2E, async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const { code, stdout, stderr } = await serve(["127.0.0.1", String(port), RECORDER]);
+    assert.equal(code, 111, stderr);
+    assert.equal(stdout, "");
+    assert.match(
+      stderr,
+      new RegExp(
+        `^smtp-delay: fatal: unable to listen on 127\\.0\\.0\\.1:${port}: [^\\n]*Address already in use\\n$`,
+      ),
+    );
+  } finally {
+    taken.close();
+  }
+});
+
+/** Bad per-client variables and why each is refused (the end of the fatal or warning line). */
+const PER_CLIENT_CASES: Array<[Record<string, string>, string]> = [
+  [{ SMTPDELAYd: "abc" }, `SMTPDELAYd wants seconds from 0 to 300, got "abc"`],
+  [{ SMTPDELAYD: "1,5" }, `SMTPDELAYD wants seconds from 0 to 300, got "1,5"`],
+  [{ SMTPDELAYP: "400" }, `SMTPDELAYP wants seconds from 0 to 300, got "400"`],
+  [{ SMTPDELAYN: "200" }, `SMTPDELAYN wants a percentage from 0 to 100, got "200"`],
+  [{ SMTPDELAY: "yes" }, `SMTPDELAY wants JUSTDELAY or nothing, got "yes"`],
+  [{ TCPREMOTEIP: "192.0.2.999" }, `TCPREMOTEIP wants an IP address, got "192.0.2.999"`],
+];
+
+/**
+ * What each mode does with a client whose variables are bad: the test's name,
+ * the check, and the name of the step whose client has an empty one.
+ */
+const PER_CLIENT: Record<Mode, {
+  title: string;
+  refused: (server: Logged, from: string, why: string) => Promise<void>;
+  passes: string;
+}> = {
+  filter: {
+    title: "bad per-client variables from tcprules exit 100 for that client only",
+    passes: "an empty variable counts as unset and the client passes",
+    refused: (server, from, why) => refusesToStart(server, from, `smtp-delay: fatal: ${why}`),
+  },
+  serve: {
+    title: "bad per-client variables from the rules drop that client only",
+    passes: "an empty variable counts as unset; the server still serves",
+    async refused(server, from, why) {
+      const at = server.lines.length;
+      const client = await Client.connect(server.port, from);
+      await client.send("EHLO early.example.org\r\n");
+      assert.equal(await client.untilEnd(), "", "nothing written to the client");
+      const line = await server.waitLog(/^smtp-delay: /, "its line", at);
+      assert.equal(line, `smtp-delay: warning: dropping connection from ${from}: ${why}`);
+      assert.equal(await server.recorderRuns(), 0, "the next program never ran");
+    },
+  },
+};
+
+for (const mode of MODES) {
+  const { title, refused, passes } = PER_CLIENT[mode];
+  Deno.test(title, E2E, async (t) => {
+    const rules: Rule[] = PER_CLIENT_CASES.map(([env], i) => ({ from: `127.0.1.${i + 1}`, env }));
     rules.push({ from: "127.0.1.100", env: { SMTPDELAYd: "" } }); // empty: unset
-    const server = await Server.start({
-      chain: [...FILTER, "-S", "-d", "0.05", "-P", "0.05"],
-      rules,
-    });
+    const server = await startServer(mode, { args: ["-S", "-d", "0.05", "-P", "0.05"], rules });
     try {
-      for (const [i, [env, fatal]] of cases.entries()) {
+      for (const [i, [env, why]] of PER_CLIENT_CASES.entries()) {
         await t.step(JSON.stringify(env), async () => {
-          await refusesToStart(server, `127.0.1.${i + 1}`, fatal);
+          await refused(server, `127.0.1.${i + 1}`, why);
         });
       }
-      await t.step("an empty variable counts as unset and the client passes", async () => {
+      await t.step(passes, async () => {
         const client = await Client.connect(server.port, "127.0.1.100");
         await client.until(/^220 recorder/);
         const pid = await server.pidOf(client.localPort);
         client.close();
         await server.endOf(pid);
         assert.equal((await server.record(pid))!.info.exe, RECORDER);
+        if (mode === "serve") {
+          assert.equal(server.lines.filter((l) => l.startsWith("smtp-delay: fatal")).length, 0);
+        }
       });
     } finally {
       await server.stop();
     }
-  },
-);
+    if (mode === "serve") assert.equal((await server.exited).code, 0, "serve exits 0 at SIGTERM");
+  });
+}

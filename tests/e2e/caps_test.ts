@@ -9,18 +9,19 @@
  */
 import assert from "node:assert/strict";
 import {
+  type AnyServer,
   baselineFds,
-  FILTER,
   finalReplies,
   type Handed,
   messageBody,
+  type Mode,
+  MODES,
   Peer,
-  readRecord,
   RECORDER,
   type Rule,
-  Server,
   ServeServer,
   socketKind,
+  startServer,
   TIMEOUT_MS,
   within,
 } from "./harness.ts";
@@ -29,9 +30,6 @@ const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const encoder = new TextEncoder();
 
-type Mode = "filter" | "serve";
-const MODES: readonly Mode[] = ["filter", "serve"];
-
 /** The screening of every test: -S, no lookup, no delay: a quiet client passes at once. */
 const QUICK = ["-S", "-t", "0", "-P", "0"];
 
@@ -39,10 +37,6 @@ const BANNER = "220 recorder ESMTP\r\n";
 /** What the recorder answers to EHLO, MAIL, RCPT, DATA and the end of the data. */
 const MAIL_REPLIES =
   "250-recorder\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok\r\n";
-
-/** The fds of the recorder started by a bare tcpserver (computed once). */
-let baseline: Promise<string> | undefined;
-const fdsWanted = () => baseline ??= baselineFds();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,7 +55,7 @@ class Rig {
   /** Every client connected through connect(), closed by stop(). */
   private readonly peers: Peer[] = [];
 
-  private constructor(readonly mode: Mode, readonly server: Server | ServeServer) {}
+  private constructor(readonly mode: Mode, readonly server: AnyServer) {}
 
   static async start(
     mode: Mode,
@@ -69,13 +63,7 @@ class Rig {
     rules: Rule[] = [],
     last?: readonly string[],
   ): Promise<Rig> {
-    const next = last ? { last } : {};
-    return new Rig(
-      mode,
-      mode === "filter"
-        ? await Server.start({ chain: [...FILTER, ...args], rules, ...next })
-        : await ServeServer.start({ args: ["-H", ...args], rules, ...next }),
-    );
+    return new Rig(mode, await startServer(mode, { args, rules, ...(last ? { last } : {}) }));
   }
 
   /** A client from `from` (a 127.0.0.x). */
@@ -103,7 +91,7 @@ class Rig {
   }
 
   record(pid: number): Promise<Handed | undefined> {
-    return readRecord(this.server.records, pid);
+    return this.server.record(pid);
   }
 
   /** The process a relayed next program must have as its parent: the filter, or serve. */
@@ -195,6 +183,15 @@ function passLine(pid: number, ip: string, action: string): RegExp {
   );
 }
 
+/** Waits for the PASS line of client `ip` and checks every field (see passLine). */
+async function passed(rig: Rig, pid: number, ip: string, action: string): Promise<void> {
+  const quoted = ip.replaceAll(".", "\\.");
+  assert.match(
+    await rig.waitLog(new RegExp(` PASS pid=\\d+ ip=${quoted} `)),
+    passLine(pid, ip, action),
+  );
+}
+
 /** Waits for the END line of `ip`'s relayed session; checks every field, returns the seconds. */
 async function endLine(
   rig: Rig,
@@ -222,32 +219,92 @@ async function checkRelayed(rig: Rig, pid: number): Promise<number> {
   const handed = (await rig.record(child))!;
   assert.equal(handed.info.ppid, String(rig.parentOf(pid)), "the relay is the child's parent");
   assert.equal(handed.info.exe, RECORDER);
-  assert.equal(handed.info.fds, await fdsWanted(), "no fd of the relay is handed to the child");
+  assert.equal(handed.info.fds, await baselineFds(), "no fd of the relay is handed to the child");
   return child;
+}
+
+/** A session from `from` that passed with action=relay, and its relayed child (see checkRelayed). */
+async function openRelayed(rig: Rig, from: string): Promise<Session & { child: number }> {
+  const { peer, pid } = await open(rig, from);
+  await passed(rig, pid, from, "relay");
+  return { peer, pid, child: await checkRelayed(rig, pid) };
+}
+
+/**
+ * Ends `ip`'s relayed session, whose whole mail `mailed` was answered, with
+ * QUIT: 221, END why=eof with exact counts, exit 0, and the child read every
+ * byte sent, in order.
+ */
+async function quitAfterMail(
+  rig: Rig,
+  ip: string,
+  { peer, pid, child }: Session & { child: number },
+  mailed: Uint8Array,
+): Promise<void> {
+  await command(peer, text("QUIT\r\n"), "221");
+  await peer.untilEnd();
+  assert.equal(peer.text, BANNER + MAIL_REPLIES + "221 bye\r\n");
+  const sent = concat(mailed, text("QUIT\r\n"));
+  await endLine(rig, ip, { pid: child, why: "eof", in: sent.length, out: peer.received.length });
+  assert.equal(await rig.endOf(pid), 0);
+  assert.deepEqual((await rig.record(child))!.input, sent, "every byte, in order");
 }
 
 /** Seconds from `from` to `to` (performance.now() values). */
 const secondsBetween = (from: number, to: number) => (to - from) / 1000;
 
+/**
+ * --max-session `cap` in `mode`, and what it must spare: the capped server
+ * (where tcprules set SMTPDELAY_MAX_SESSION=0 for 127.0.0.3) and one with
+ * --max-session 0, then three sessions past the banner: `killed` (127.0.0.2,
+ * capped), `spared` (127.0.0.3, capped) and `free` (127.0.0.2, uncapped).
+ * `killed` has had its EHLO answered and passed with action=exec. `check`
+ * runs the test's own checks, then the others outlive the cap: still
+ * connected `outliveMs` after `free`'s connect, they end with QUIT.
+ */
+async function maxSession(
+  mode: Mode,
+  cap: string,
+  outliveMs: number,
+  check: (capped: Rig, sessions: { killed: Session; spared: Session }) => Promise<void>,
+): Promise<void> {
+  const capped = await Rig.start(mode, [...QUICK, "--max-session", cap], [
+    { from: "127.0.0.3", env: { SMTPDELAY_MAX_SESSION: "0" } },
+  ]);
+  const uncapped = await Rig.start(mode, [...QUICK, "--max-session", "0"]);
+  try {
+    const [killed, spared, free] = await Promise.all([
+      open(capped, "127.0.0.2"),
+      open(capped, "127.0.0.3"),
+      open(uncapped, "127.0.0.2"),
+    ]);
+    await command(killed.peer, ENVELOPE[0]!, "250");
+    await passed(capped, killed.pid, "127.0.0.2", "exec");
+    await check(capped, { killed, spared });
+
+    await sleep(Math.max(0, free.peer.connectedAt + outliveMs - performance.now()));
+    for (const [rig, s] of [[capped, spared], [uncapped, free]] as const) {
+      assert.ok(!s.peer.ended, `still connected ${outliveMs / 1000} s after the connect`);
+      await command(s.peer, text("QUIT\r\n"), "221");
+      await s.peer.untilEnd();
+      assert.equal(await rig.endOf(s.pid), 0);
+      assert.ok(!rig.lines.some((l) => l.includes(` END pid=${s.pid} `)), rig.lines.join("\n"));
+    }
+    assert.match(
+      capped.lines.find((l) => l.includes(" PASS pid=" + spared.pid + " "))!,
+      passLine(spared.pid, "127.0.0.3", "exec"),
+    );
+  } finally {
+    await capped.stop();
+    await uncapped.stop();
+  }
+}
+
 Deno.test(
   "filter --max-session 1: SIGALRM ends the exec'ed session; 0 and SMTPDELAY_MAX_SESSION=0 do not",
   E2E,
   async () => {
-    const capped = await Rig.start("filter", [...QUICK, "--max-session", "1"], [
-      { from: "127.0.0.3", env: { SMTPDELAY_MAX_SESSION: "0" } },
-    ]);
-    const uncapped = await Rig.start("filter", [...QUICK, "--max-session", "0"]);
-    try {
-      const [killed, spared, free] = await Promise.all([
-        open(capped, "127.0.0.2"),
-        open(capped, "127.0.0.3"),
-        open(uncapped, "127.0.0.2"),
-      ]);
-      await command(killed.peer, ENVELOPE[0]!, "250");
-      assert.match(
-        await capped.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-        passLine(killed.pid, "127.0.0.2", "exec"),
-      );
+    await maxSession("filter", "1", 2000, async (capped, { killed }) => {
       assert.equal(await capped.endOf(killed.pid), -14, "killed by SIGALRM (tcpserver: status 14)");
       assert.ok(capped.lines.includes(`tcpserver: end ${killed.pid} status 14`));
       await killed.peer.untilEnd();
@@ -262,23 +319,7 @@ Deno.test(
       const handed = (await capped.record(killed.pid))!;
       assert.equal(handed.info.exe, RECORDER, "exec: the recorder has the filter's pid");
       assert.ok(!capped.lines.some((l) => l.includes(" END ")), "no relay, no END line");
-
-      // The others outlive the cap by a second, then end with QUIT.
-      await sleep(Math.max(0, free.peer.connectedAt + 2000 - performance.now()));
-      for (const [rig, s] of [[capped, spared], [uncapped, free]] as const) {
-        assert.ok(!s.peer.ended, "still connected 2 s after the connect");
-        await command(s.peer, text("QUIT\r\n"), "221");
-        await s.peer.untilEnd();
-        assert.equal(await rig.endOf(s.pid), 0);
-      }
-      assert.match(
-        capped.lines.find((l) => l.includes(" PASS pid=" + spared.pid + " "))!,
-        passLine(spared.pid, "127.0.0.3", "exec"),
-      );
-    } finally {
-      await capped.stop();
-      await uncapped.stop();
-    }
+    });
   },
 );
 
@@ -286,21 +327,7 @@ Deno.test(
   "serve --max-session 0.6: SIGTERM to the child and END why=session; 0 and SMTPDELAY_MAX_SESSION=0 do not",
   E2E,
   async () => {
-    const capped = await Rig.start("serve", [...QUICK, "--max-session", "0.6"], [
-      { from: "127.0.0.3", env: { SMTPDELAY_MAX_SESSION: "0" } },
-    ]);
-    const uncapped = await Rig.start("serve", [...QUICK, "--max-session", "0"]);
-    try {
-      const [killed, spared, free] = await Promise.all([
-        open(capped, "127.0.0.2"),
-        open(capped, "127.0.0.3"),
-        open(uncapped, "127.0.0.2"),
-      ]);
-      await command(killed.peer, ENVELOPE[0]!, "250");
-      assert.match(
-        await capped.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-        passLine(killed.pid, "127.0.0.2", "exec"),
-      );
+    await maxSession("serve", "0.6", 1600, async (capped, { killed, spared }) => {
       assert.equal(await capped.endOf(killed.pid), -15, "killed by SIGTERM (status 15)");
       assert.ok(capped.lines.includes(`tcpserver: end ${killed.pid} status 15`));
       const line = capped.lines.find((l) => l.includes(" END "))!;
@@ -316,21 +343,9 @@ Deno.test(
       const lasted = secondsBetween(killed.peer.connectedAt, killed.peer.endedAt!);
       assert.ok(lasted >= 0.6 && lasted < 1.8, `ended ${lasted} s after the connect, want 0.6`);
       const handed = (await capped.record(killed.pid))!;
-      assert.equal(handed.info.ppid, String((capped.server as ServeServer).pid));
+      assert.equal(handed.info.ppid, String(capped.server.pid));
       assert.equal(await socketKind(spared.pid, 0), "tcp", "no relay: the child has the socket");
-
-      await sleep(Math.max(0, free.peer.connectedAt + 1600 - performance.now()));
-      for (const [rig, s] of [[capped, spared], [uncapped, free]] as const) {
-        assert.ok(!s.peer.ended, "still connected 1.6 s after the connect");
-        await command(s.peer, text("QUIT\r\n"), "221");
-        await s.peer.untilEnd();
-        assert.equal(await rig.endOf(s.pid), 0);
-        assert.ok(!rig.lines.some((l) => l.includes(` END pid=${s.pid} `)), rig.lines.join("\n"));
-      }
-    } finally {
-      await capped.stop();
-      await uncapped.stop();
-    }
+    });
   },
 );
 
@@ -341,12 +356,7 @@ for (const mode of MODES) {
     async () => {
       const rig = await Rig.start(mode, [...QUICK, "--max-idle", "0.8"]);
       try {
-        const { peer, pid } = await open(rig, "127.0.0.2");
-        assert.match(
-          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-          passLine(pid, "127.0.0.2", "relay"),
-        );
-        const child = await checkRelayed(rig, pid);
+        const { peer, pid, child } = await openRelayed(rig, "127.0.0.2");
         // 0.3 s between commands: longer than the cap in all, never idle for 0.8 s.
         const started = performance.now();
         const sent = await mail(peer, messageBody(5_000, 7), 300);
@@ -381,12 +391,7 @@ for (const mode of MODES) {
       const rate = 20_000;
       const rig = await Rig.start(mode, [...QUICK, "--max-bytes-per-second", String(rate)]);
       try {
-        const { peer, pid } = await open(rig, "127.0.0.2");
-        assert.match(
-          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-          passLine(pid, "127.0.0.2", "relay"),
-        );
-        const child = await checkRelayed(rig, pid);
+        const { peer, pid, child } = await openRelayed(rig, "127.0.0.2");
         for (const [i, code] of ["250", "250", "250", "354"].entries()) {
           await command(peer, ENVELOPE[i]!, code);
         }
@@ -397,18 +402,7 @@ for (const mode of MODES) {
         // The bucket holds one second's bytes: the rest comes at `rate` per second.
         const least = (body.length - rate) / rate;
         assert.ok(took >= least && took < least * 2.5, `${body.length} bytes in ${took} s`);
-        await command(peer, text("QUIT\r\n"), "221");
-        await peer.untilEnd();
-        assert.equal(peer.text, BANNER + MAIL_REPLIES + "221 bye\r\n");
-        const sent = concat(...ENVELOPE, body, text("QUIT\r\n"));
-        await endLine(rig, "127.0.0.2", {
-          pid: child,
-          why: "eof",
-          in: sent.length,
-          out: peer.received.length,
-        });
-        assert.equal(await rig.endOf(pid), 0);
-        assert.deepEqual((await rig.record(child))!.input, sent, "every byte, in order");
+        await quitAfterMail(rig, "127.0.0.2", { peer, pid, child }, concat(...ENVELOPE, body));
       } finally {
         await rig.stop();
       }
@@ -426,17 +420,12 @@ for (const mode of MODES) {
       try {
         await t.step("a client without a cap variable: exec'ed, not relayed", async () => {
           const { peer, pid } = await open(rig, "127.0.0.2");
-          assert.match(
-            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-            passLine(pid, "127.0.0.2", "exec"),
-          );
+          await passed(rig, pid, "127.0.0.2", "exec");
           // Under tcpserver the recorder is the filter's process (exec); under serve, its child.
           const handed = (await rig.record(pid))!;
           assert.equal(handed.info.exe, RECORDER);
           assert.equal(handed.info.pid, String(pid));
-          if (rig.server instanceof ServeServer) {
-            assert.equal(handed.info.ppid, String(rig.server.pid));
-          }
+          assert.equal(handed.info.ppid, String(rig.server.pid), "tcpserver's or serve's child");
           assert.equal(await socketKind(pid, 0), "tcp", "fd 0 is the client's socket");
           await command(peer, text("QUIT\r\n"), "221");
           await peer.untilEnd();
@@ -445,12 +434,7 @@ for (const mode of MODES) {
         });
 
         await t.step("SMTPDELAY_MAX_IDLE: relayed; QUIT then a half-close gets 221", async () => {
-          const { peer, pid } = await open(rig, "127.0.0.3");
-          assert.match(
-            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.3 /),
-            passLine(pid, "127.0.0.3", "relay"),
-          );
-          const child = await checkRelayed(rig, pid);
+          const { peer, pid, child } = await openRelayed(rig, "127.0.0.3");
           await command(peer, ENVELOPE[0]!, "250");
           await peer.send("QUIT\r\n");
           peer.endOutput(); // FIN right after QUIT, before the reply
@@ -469,24 +453,9 @@ for (const mode of MODES) {
         });
 
         await t.step("SMTPDELAY_MAX_BYTES_PER_SECOND: relayed; QUIT ends it", async () => {
-          const { peer, pid } = await open(rig, "127.0.0.4");
-          assert.match(
-            await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.4 /),
-            passLine(pid, "127.0.0.4", "relay"),
-          );
-          const child = await checkRelayed(rig, pid);
-          const sent = concat(await mail(peer, messageBody(30_000, 5)), text("QUIT\r\n"));
-          await command(peer, text("QUIT\r\n"), "221");
-          await peer.untilEnd();
-          assert.equal(peer.text, BANNER + MAIL_REPLIES + "221 bye\r\n");
-          await endLine(rig, "127.0.0.4", {
-            pid: child,
-            why: "eof",
-            in: sent.length,
-            out: peer.received.length,
-          });
-          assert.equal(await rig.endOf(pid), 0);
-          assert.deepEqual((await rig.record(child))!.input, sent);
+          const { peer, pid, child } = await openRelayed(rig, "127.0.0.4");
+          const mailed = await mail(peer, messageBody(30_000, 5));
+          await quitAfterMail(rig, "127.0.0.4", { peer, pid, child }, mailed);
         });
       } finally {
         await rig.stop();
@@ -500,8 +469,7 @@ for (const mode of MODES) {
     async () => {
       const rig = await Rig.start(mode, [...QUICK, "--max-idle", "5"]);
       try {
-        const { peer, pid } = await open(rig, "127.0.0.2");
-        const child = await checkRelayed(rig, pid);
+        const { peer, pid, child } = await openRelayed(rig, "127.0.0.2");
         await command(peer, ENVELOPE[0]!, "250");
         await command(peer, ENVELOPE[1]!, "250");
         const received = peer.received.length;
@@ -540,10 +508,7 @@ for (const mode of MODES) {
         const port = peer.localPort;
         await peer.until(/^220 sh\r\n/);
         const pid = await rig.pidOf(port);
-        assert.match(
-          await rig.waitLog(/ PASS pid=\d+ ip=127\.0\.0\.2 /),
-          passLine(pid, "127.0.0.2", "relay"),
-        );
+        await passed(rig, pid, "127.0.0.2", "relay");
         await peer.send("QUIT\r\n");
         assert.equal(await peer.untilEnd(), "220 sh\r\n");
         assert.equal(await rig.endOf(pid), 7, "tcpserver: end PID status 1792");
@@ -558,8 +523,7 @@ for (const mode of MODES) {
           in: 6,
           out: 8,
         });
-        const records = (rig.server as { records: string }).records;
-        assert.equal(await Deno.readTextFile(`${records}/line`), "QUIT\r");
+        assert.equal(await Deno.readTextFile(`${rig.server.records}/line`), "QUIT\r");
       } finally {
         await rig.stop();
       }

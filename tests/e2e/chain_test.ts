@@ -1,6 +1,9 @@
 /**
- * The filter in the chains of a run file: before rblsmtpd (it sets RBLSMTPD
- * and rblsmtpd talks), and behind fixcrio (fd 0/1 are pipes, not a socket).
+ * The screening in the chains of a run file, in both modes (the filter under
+ * tcpserver, and `smtp-delay serve`): before rblsmtpd (it sets RBLSMTPD and
+ * starts rblsmtpd on the client's socket, the early talker's bytes unread, and
+ * rblsmtpd talks); with -S, the -N refusal answered by the screening itself.
+ * Then the filter behind fixcrio (fd 0/1 are pipes, not a socket).
  */
 import assert from "node:assert/strict";
 import {
@@ -8,11 +11,14 @@ import {
   FILTER,
   finalReplies,
   messageBody,
+  type Mode,
+  MODES,
   patient,
   RECORDER,
   type Rule,
   Server,
   startDns,
+  startServer,
   watching,
 } from "./harness.ts";
 
@@ -36,111 +42,144 @@ async function rblsmtpdDialogue(client: Client): Promise<string[]> {
   await client.send("RCPT TO:<b@example.net>\r\n");
   await client.wait(() => finalReplies(client.text).length >= 4, "RCPT's reply");
   await client.send("QUIT\r\n");
-  await client.untilClosed();
+  await client.untilEnd();
   return finalReplies(client.text);
 }
 
-Deno.test("smtp-delay before rblsmtpd (no -S)", E2E, async (t) => {
-  const dns = await startDns();
-  const server = await Server.start({
-    chain: [...FILTER, "-d", "0.1", "-P", "0.3", "-N", "100", "rblsmtpd"],
-    rules: RULES,
-    env: { SMTPDELAY_DNS: dns.address },
-  });
-  try {
-    await t.step(
-      "an early talker's bytes reach rblsmtpd unread, and rblsmtpd refuses it",
-      async () => {
-        const client = await Client.connect(server.port, "127.0.0.2");
-        await client.send("EHLO early.example.org\r\n");
+/** What differs between the modes in the tests' names and messages. */
+const CHAIN: Record<Mode, { name: string; execs: string; refuses: string }> = {
+  filter: {
+    name: "smtp-delay",
+    execs: "filter and rblsmtpd both exec'd in place",
+    refuses: "smtp-delay -S -N 100 answers 421 itself",
+  },
+  serve: {
+    name: "smtp-delay serve",
+    execs: "rblsmtpd exec'd it in the child serve started",
+    refuses: "smtp-delay serve -S -N 100 answers 421 itself; no process starts",
+  },
+};
+
+for (const mode of MODES) {
+  const { name, execs, refuses } = CHAIN[mode];
+  Deno.test(`${name} before rblsmtpd (no -S)`, E2E, async (t) => {
+    const dns = await startDns();
+    const server = await startServer(mode, {
+      args: ["-d", "0.1", "-P", "0.3", "-N", "100"],
+      rules: RULES,
+      env: { SMTPDELAY_DNS: dns.address },
+      last: ["rblsmtpd", RECORDER],
+    });
+    try {
+      await t.step(
+        "an early talker's bytes reach rblsmtpd unread, and rblsmtpd refuses it",
+        async () => {
+          const client = await Client.connect(server.port, "127.0.0.2");
+          await client.send("EHLO early.example.org\r\n");
+          const replies = await rblsmtpdDialogue(client);
+          assert.deepEqual(replies, [
+            "220 rblsmtpd.local", // rblsmtpd's greeting
+            "250 rblsmtpd.local", // its answer to the EHLO the screening left unread
+            "250 rblsmtpd.local",
+            `451 ${EARLY}`,
+            "221 rblsmtpd.local",
+          ]);
+          const pid = await server.pidOf(client.localPort);
+          assert.equal(await server.endOf(pid), 0);
+          assert.equal(await server.record(pid), undefined, "qmail-smtpd never ran");
+          assert.match(
+            server.linesOf(pid).join("\n"),
+            new RegExp(
+              `^smtp-delay: info: EARLY pid=${pid} ip=192\\.0\\.2\\.2 .* action=rblsmtpd memory=off ` +
+                `bytes=24 data=EHLO\\?early\\.example\\.org\\?\\?$`,
+            ),
+          );
+          assert.match(
+            server.linesOf(pid, "rblsmtpd:").join("\n"),
+            new RegExp(`^rblsmtpd: 192\\.0\\.2\\.2 pid ${pid}: 451 You talked`),
+          );
+        },
+      );
+
+      await t.step("-N 100 turns a client with no PTR over to rblsmtpd's 451", async () => {
+        const client = await Client.connect(server.port, "127.0.0.4");
+        await client.until(/^220 rblsmtpd\.local\r\n/);
+        await client.send("EHLO x.example.org\r\n");
         const replies = await rblsmtpdDialogue(client);
-        assert.deepEqual(replies, [
-          "220 rblsmtpd.local", // rblsmtpd's greeting
-          "250 rblsmtpd.local", // its answer to the EHLO the filter left unread
-          "250 rblsmtpd.local",
-          `451 ${EARLY}`,
-          "221 rblsmtpd.local",
-        ]);
+        assert.equal(replies[3], `451 ${REFUSED}`);
         const pid = await server.pidOf(client.localPort);
-        assert.equal(await server.endOf(pid), 0);
-        assert.equal(await server.record(pid), undefined, "qmail-smtpd never ran");
+        await server.endOf(pid);
+        assert.equal(await server.record(pid), undefined);
         assert.match(
-          server.linesOf(pid).join("\n"),
+          server.linesOf(pid)[0]!,
           new RegExp(
-            `^smtp-delay: info: EARLY pid=${pid} .* action=rblsmtpd memory=off bytes=24 data=EHLO\\?`,
+            `^smtp-delay: info: REFUSED pid=${pid} ip=192\\.0\\.2\\.4 tier=noptr .* action=rblsmtpd memory=off$`,
           ),
         );
-        assert.match(
-          server.linesOf(pid, "rblsmtpd:").join("\n"),
-          new RegExp(`^rblsmtpd: 192\\.0\\.2\\.2 pid ${pid}: 451 You talked`),
-        );
-      },
-    );
+      });
 
-    await t.step("-N 100 turns a client with no PTR over to rblsmtpd's 451", async () => {
-      const client = await Client.connect(server.port, "127.0.0.4");
-      await client.until(/^220 rblsmtpd\.local\r\n/);
-      await client.send("EHLO x.example.org\r\n");
-      const replies = await rblsmtpdDialogue(client);
-      assert.equal(replies[3], `451 ${REFUSED}`);
-      const pid = await server.pidOf(client.localPort);
-      await server.endOf(pid);
-      assert.match(
-        server.linesOf(pid)[0]!,
-        / REFUSED pid=\d+ .* tier=noptr .* action=rblsmtpd memory=off$/,
+      await t.step(
+        "a patient client rblsmtpd lets through reaches qmail-smtpd intact",
+        async () => {
+          const client = await Client.connect(server.port, "127.0.0.5");
+          const sent = await patient(client, messageBody(5000, 7));
+          const pid = await server.pidOf(client.localPort);
+          assert.equal(await server.endOf(pid), 0);
+          const handed = (await server.record(pid))!;
+          assert.deepEqual(handed.input, sent);
+          assert.equal(handed.info.exe, RECORDER);
+          assert.equal(handed.info.pid, String(pid), execs);
+          assert.equal(handed.info.ppid, String(server.pid));
+        },
       );
-    });
 
-    await t.step("a patient client rblsmtpd lets through reaches qmail-smtpd intact", async () => {
-      const client = await Client.connect(server.port, "127.0.0.5");
-      const sent = await patient(client, messageBody(5000, 7));
-      const pid = await server.pidOf(client.localPort);
-      await server.endOf(pid);
-      const handed = (await server.record(pid))!;
-      assert.deepEqual(handed.input, sent);
-      assert.equal(handed.info.exe, RECORDER);
-      assert.equal(handed.info.pid, String(pid), "filter and rblsmtpd both exec'd in place");
-    });
-
-    await t.step("SMTPDELAY=JUSTDELAY delays, skips -N and sets RBLSMTPD empty", async () => {
-      const client = await Client.connect(server.port, "127.0.0.6");
-      await patient(client, messageBody(10, 8));
-      const pid = await server.pidOf(client.localPort);
-      await server.endOf(pid);
-      const env = (await server.record(pid))!.env;
-      assert.equal(env.RBLSMTPD, "");
-      assert.equal(env.SMTPDELAY_TIER, "noptr");
-      assert.ok(Number(env.SMTPDELAY_WAITED) >= 0.3);
-      assert.match(server.linesOf(pid)[0]!, / PASS .* action=justdelay memory=off$/);
-    });
-  } finally {
-    await server.stop();
-    await dns.stop();
-  }
-});
-
-Deno.test("smtp-delay -S -N 100 answers 421 itself", E2E, async () => {
-  const dns = await startDns();
-  const server = await Server.start({
-    chain: [...FILTER, "-S", "-P", "0.3", "-N", "100"],
-    rules: RULES,
-    env: { SMTPDELAY_DNS: dns.address },
+      await t.step("SMTPDELAY=JUSTDELAY delays, skips -N and sets RBLSMTPD empty", async () => {
+        const client = await Client.connect(server.port, "127.0.0.6");
+        await patient(client, messageBody(10, 8));
+        const pid = await server.pidOf(client.localPort);
+        await server.endOf(pid);
+        const env = (await server.record(pid))!.env;
+        assert.equal(env.RBLSMTPD, "");
+        assert.equal(env.SMTPDELAY_TIER, "noptr");
+        assert.ok(Number(env.SMTPDELAY_WAITED) >= 0.3);
+        assert.match(
+          server.linesOf(pid)[0]!,
+          / PASS .* delay=0\.300 .* action=justdelay memory=off$/,
+        );
+      });
+    } finally {
+      await server.stop();
+      await dns.stop();
+    }
   });
-  try {
-    const client = await Client.connect(server.port, "127.0.0.4");
-    assert.equal(await client.untilClosed(), `421 ${REFUSED}\r\n`);
-    const pid = await server.pidOf(client.localPort);
-    assert.equal(await server.endOf(pid), 0);
-    assert.equal(await server.record(pid), undefined);
-    assert.match(
-      server.linesOf(pid)[0]!,
-      / REFUSED .* lookup=none delay=0\.300 .* action=421 memory=off$/,
-    );
-  } finally {
-    await server.stop();
-    await dns.stop();
-  }
-});
+
+  Deno.test(refuses, E2E, async () => {
+    const dns = await startDns();
+    const server = await startServer(mode, {
+      args: ["-S", "-P", "0.3", "-N", "100"],
+      rules: RULES,
+      env: { SMTPDELAY_DNS: dns.address },
+    });
+    try {
+      const { line, pid } = await server.startsNothing("REFUSED", async () => {
+        const client = await Client.connect(server.port, "127.0.0.4");
+        assert.equal(await client.untilEnd(), `421 ${REFUSED}\r\n`);
+        return client;
+      });
+      assert.match(
+        line,
+        new RegExp(
+          `^smtp-delay: info: REFUSED pid=${pid} ip=192\\.0\\.2\\.4 tier=noptr ptr=- lookup=none ` +
+            `delay=0\\.300 waited=0\\.[0-9]{3} action=421 memory=off$`,
+        ),
+      );
+      assert.equal(await server.recorderRuns(), 0, "no next program ran");
+    } finally {
+      await server.stop();
+      await dns.stop();
+    }
+  });
+}
 
 Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
   const dns = await startDns();
@@ -173,7 +212,7 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
     await t.step("an early talker on a pipe gets 451 and the next program never runs", async () => {
       const client = await Client.connect(standalone.port, "127.0.0.4");
       await client.send("EHLO early.example.org\r\n");
-      assert.equal(await client.untilClosed(), `451 ${EARLY}\r\n`);
+      assert.equal(await client.untilEnd(), `451 ${EARLY}\r\n`);
       const pid = await filterPid(standalone, "192\\.0\\.2\\.4");
       assert.equal(await standalone.record(pid), undefined);
       assert.match(
@@ -191,7 +230,7 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
       });
       await watching(filter);
       await client.send("HELO talker\r\n");
-      assert.match(await client.untilClosed(), /^451 /);
+      assert.match(await client.untilEnd(), /^451 /);
       assert.equal(await standalone.record(filter), undefined);
     });
 

@@ -15,7 +15,7 @@ const RULES: Rule[] = [
 /** Connects, waits for the first line, closes; returns it, the seconds it took and the pid. */
 async function firstLine(server: Server, from: string) {
   const client = await Client.connect(server.port, from);
-  await client.wait(() => client.text.includes("\r\n") || client.closed, "a first line");
+  await client.wait(() => client.text.includes("\r\n") || client.ended, "a first line");
   const pid = await server.pidOf(client.localPort);
   client.close();
   await server.endOf(pid);
@@ -55,7 +55,7 @@ Deno.test("memory on Redis shared by two hosts", E2E, async (t) => {
     await t.step("a strike on one host is a penalty on the other", async () => {
       const early = await Client.connect(hostA.port, "127.0.0.5");
       await early.send("EHLO early.example.org\r\n");
-      assert.match(await early.untilClosed(), /^451 /);
+      assert.match(await early.untilEnd(), /^451 /);
       await hostA.endOf(await hostA.pidOf(early.localPort));
       const next = await firstLine(hostB, "127.0.0.5");
       assert.match(next.text, /^220 recorder/);

@@ -4,7 +4,18 @@
  * and an exec that fails.
  */
 import assert from "node:assert/strict";
-import { banner, blackHole, Client, FILTER, type Rule, Server, startDns } from "./harness.ts";
+import {
+  banner,
+  blackHole,
+  Client,
+  FILTER,
+  type Logged,
+  type Mode,
+  type Rule,
+  Server,
+  startDns,
+  startServer,
+} from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -14,27 +25,46 @@ const RULES: Rule[] = [
   { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx.example.org" } },
 ];
 
-Deno.test("a dead DNS server", E2E, async (t) => {
+/** A server of `mode` whose resolver never answers: -P 0.6, a lookup deadline of 5 s, -N 100. */
+async function deadDns(mode: Mode) {
   const dead = await blackHole();
-  const server = await Server.start({
-    chain: [...FILTER, "-S", "-d", "0.05", "-P", "0.6", "-t", "5", "-N", "100"],
+  const server = await startServer(mode, {
+    args: ["-S", "-d", "0.05", "-P", "0.6", "-t", "5", "-N", "100"],
     rules: RULES,
     env: { SMTPDELAY_DNS: dead.address },
   });
+  return {
+    server,
+    async stop() {
+      await server.stop();
+      dead.stop();
+    },
+  };
+}
+
+/** A client with no PTR gets the banner after the noptr delay; the failure is a warning. */
+async function passesAfterNoptrDelay(server: Logged): Promise<void> {
+  const { seconds, pid } = await banner(server, "127.0.0.4");
+  assert.ok(seconds >= 0.6 && seconds < 3, `banner after ${seconds} s, want 0.6`);
+  const env = (await server.record(pid))!.env;
+  assert.equal(env.SMTPDELAY_TIER, "noptr");
+  assert.match(
+    server.linesOf(pid)[0]!,
+    / PASS pid=\d+ ip=192\.0\.2\.4 tier=noptr ptr=- lookup=timeout delay=0\.600 .* action=exec/,
+  );
+  assert.ok(
+    server.lines.includes(
+      "smtp-delay: warning: unable to look up the PTR of 192.0.2.4: timed out",
+    ),
+    `the failure is logged as a warning\n${server.lines.join("\n")}`,
+  );
+}
+
+Deno.test("a dead DNS server", E2E, async (t) => {
+  const { server, stop } = await deadDns("filter");
   try {
     await t.step("passes the client after the noptr delay, not the lookup deadline", async () => {
-      const { seconds, pid } = await banner(server, "127.0.0.4");
-      assert.ok(seconds >= 0.6 && seconds < 3, `banner after ${seconds} s, want 0.6`);
-      const env = (await server.record(pid))!.env;
-      assert.equal(env.SMTPDELAY_TIER, "noptr");
-      const lines = server.linesOf(pid).join("\n");
-      assert.match(lines, / PASS .* tier=noptr ptr=- lookup=timeout delay=0\.600 .* action=exec/);
-      assert.ok(
-        server.lines.includes(
-          "smtp-delay: warning: unable to look up the PTR of 192.0.2.4: timed out",
-        ),
-        "the failure is logged as a warning",
-      );
+      await passesAfterNoptrDelay(server);
     });
 
     await t.step("-N does not refuse a client whose lookup failed", async () => {
@@ -45,7 +75,7 @@ Deno.test("a dead DNS server", E2E, async (t) => {
     await t.step("an early talker is answered at once, while the lookup still hangs", async () => {
       const client = await Client.connect(server.port, "127.0.0.4");
       await client.send("EHLO early\r\n");
-      await client.untilClosed();
+      await client.untilEnd();
       const seconds = (client.firstByteAt! - client.connectedAt) / 1000;
       assert.match(client.text, /^451 /);
       assert.ok(seconds < 0.6, `451 after ${seconds} s, before the delay`);
@@ -63,8 +93,16 @@ Deno.test("a dead DNS server", E2E, async (t) => {
       );
     });
   } finally {
-    await server.stop();
-    dead.stop();
+    await stop();
+  }
+});
+
+Deno.test("serve with a dead DNS server passes the client after the noptr delay", E2E, async () => {
+  const { server, stop } = await deadDns("serve");
+  try {
+    await passesAfterNoptrDelay(server);
+  } finally {
+    await stop();
   }
 });
 
@@ -116,7 +154,7 @@ Deno.test("a next program that cannot run: fatal line, exit 111", E2E, async () 
     const client = await Client.connect(server.port, "127.0.0.7");
     const pid = await server.pidOf(client.localPort);
     assert.equal(await server.endOf(pid), 111);
-    assert.equal(await client.untilClosed(), "");
+    assert.equal(await client.untilEnd(), "");
     assert.ok(
       server.lines.includes(
         "smtp-delay: fatal: unable to run /nonexistent/qmail-smtpd: No such file or directory",

@@ -1,18 +1,20 @@
 /**
- * End-to-end fixtures: a real dnsmasq answering PTR queries, a real tcpserver
- * with a tcprules cdb, the filter run from source with the permission flags of
- * `make dist`, and clients that connect from their own 127.0.0.x.
+ * End-to-end fixtures: a real dnsmasq answering PTR queries; the screening in
+ * its two modes, the filter under a real tcpserver with a tcprules cdb
+ * (Server) or `smtp-delay serve` in tcpserver's place (ServeServer), both
+ * run from source with the permission flags of `make dist`; and clients that
+ * connect from their own 127.0.0.x.
  *
  * Every wait is bounded; nothing sleeps to synchronise: tests wait for a log
  * line, a reply or a file.
  */
+import assert from "node:assert/strict";
 import net from "node:net";
 import dgram from "node:dgram";
+import { PERMISSIONS, ROOT, runFileEnv } from "../fixtures/source.ts";
+import { tcprules } from "../fixtures/tcprules.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const DENO = Deno.env.get("DENO") ?? `${ROOT}.tools/node_modules/.bin/deno`;
-/** The permission flags, from the one file that `make dist` compiles in too. */
-const PERMISSIONS = Deno.readTextFileSync(`${ROOT}permissions`).trim().split(/\s+/);
 
 /** The filter as tcpserver runs it: `deno run FLAGS main.ts`. */
 export const FILTER = [DENO, "run", ...PERMISSIONS, `${ROOT}main.ts`];
@@ -133,30 +135,106 @@ export interface Rule {
   readonly env: Readonly<Record<string, string>>;
 }
 
-export interface ServerOptions {
-  /** The chain after tcpserver, before the recorder: e.g. [...FILTER, "-S"]. */
-  readonly chain: readonly string[];
-  /** Per-client variables, through a tcprules cdb. */
-  readonly rules?: readonly Rule[];
-  /** Variables of the run file (the environment tcpserver starts with). */
-  readonly env?: Readonly<Record<string, string>>;
-  /** The last program; the recorder unless told otherwise. */
-  readonly last?: readonly string[];
+/** A Rule as a tcprules line (`127.0.0.2:allow,TCPREMOTEIP="192.0.2.2"`); strings as they are. */
+export function ruleLine(rule: Rule | string): string {
+  if (typeof rule === "string") return rule;
+  return `${rule.from}:allow` + Object.entries(rule.env).map(([k, v]) => `,${k}="${v}"`).join("");
 }
 
-/** A tcpserver on 127.0.0.1 and what it logged (its stderr is the chain's too). */
+/** Writes `lines` (tcprules syntax, one rule each) into the cdb `path` with tcprules. */
+export async function writeRules(path: string, lines: readonly string[]): Promise<void> {
+  await tcprules(path, lines.join("\n") + "\n");
+}
+
+/** What the next program was handed. */
+export interface Handed {
+  readonly info: { [key: string]: string };
+  readonly env: { [name: string]: string };
+  readonly input: Uint8Array;
+}
+
+/** What the recorder wrote in `records` for `pid`, or undefined when it never ran under that pid. */
+export async function readRecord(records: string, pid: number): Promise<Handed | undefined> {
+  const base = `${records}/${pid}`;
+  let info: string;
+  try {
+    info = await Deno.readTextFile(`${base}.info`);
+  } catch {
+    return undefined;
+  }
+  const env: { [name: string]: string } = {};
+  for (const entry of (await Deno.readTextFile(`${base}.env`)).split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  const fields: { [key: string]: string } = {};
+  for (const line of info.trim().split("\n")) {
+    const eq = line.indexOf("=");
+    fields[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
+}
+
 /**
- * What Server and ServeServer share: the log lines of a running server (its
- * stderr, line by line), waits on them, and the recorder's files.
+ * A fresh directory for one server: `records` for the recorder and, unless
+ * `rules` is undefined, the cdb `rules.cdb` of `rules` then ":allow".
  */
-abstract class Logged {
+async function serverDir(
+  prefix: string,
+  rules: ReadonlyArray<Rule | string> | undefined,
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  await Deno.mkdir(`${dir}/records`);
+  if (rules) await writeRules(`${dir}/rules.cdb`, [...rules.map(ruleLine), ":allow"]);
+  return dir;
+}
+
+/**
+ * The environment a server in `dir` starts with: a run file's (empty but for
+ * a few variables), the recorder's directory, no memory unless a test asks,
+ * then `env`.
+ */
+export function serverEnv(
+  dir: string,
+  env: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  return runFileEnv({ RECORD_DIR: `${dir}/records`, SMTPDELAY_STORE: "none", ...env });
+}
+
+/**
+ * What Server and ServeServer share: the process, the log lines of a running
+ * server (its stderr, line by line), waits on them, the recorder's files, and
+ * how a connection that must start nothing is checked.
+ */
+export abstract class Logged {
   readonly lines: string[] = [];
+  /** Where the recorder writes its files. */
+  readonly records: string;
+  /** The server's exit status, once it exited. */
+  readonly exited: Promise<Deno.CommandStatus>;
   private waiters: Array<() => void> = [];
 
-  constructor(readonly records: string) {}
+  protected constructor(
+    readonly port: number,
+    private readonly child: Deno.ChildProcess,
+    readonly dir: string,
+  ) {
+    this.records = `${dir}/records`;
+    this.exited = child.status;
+    this.pump(child.stderr);
+  }
+
+  /**
+   * The server's own pid: tcpserver's, or serve's (the Deno process). It is
+   * the parent of what starts for a connection: the filter under tcpserver,
+   * and the next program when the filter exec'd it; serve's child.
+   */
+  get pid(): number {
+    return this.child.pid;
+  }
 
   /** Reads `stderr` into `lines` until it ends. */
-  protected async pump(stderr: ReadableStream<Uint8Array>): Promise<void> {
+  private async pump(stderr: ReadableStream<Uint8Array>): Promise<void> {
     let rest = "";
     for await (const chunk of stderr.pipeThrough(new TextDecoderStream())) {
       rest += chunk;
@@ -218,37 +296,67 @@ abstract class Logged {
     for await (const e of Deno.readDir(this.records)) if (e.name.endsWith(".info")) n++;
     return n;
   }
-}
 
-export class Server extends Logged {
-  private constructor(
-    readonly port: number,
-    private readonly child: Deno.ChildProcess,
-    readonly dir: string,
-  ) {
-    super(`${dir}/records`);
-    this.pump(child.stderr);
+  /**
+   * Waits until the client on local port `clientPort` sits in the screening:
+   * the filter polls its fd 0, or serve holds its socket.
+   */
+  abstract inScreening(clientPort: number): Promise<void>;
+
+  /**
+   * Runs `session`, a client whose connection must start no next program,
+   * checks that none started, and returns the outcome line it logged
+   * (`event`: EARLY, CLOSED, REFUSED...) and the pid that line must carry.
+   */
+  abstract startsNothing(
+    event: string,
+    session: () => Promise<Peer>,
+  ): Promise<{ line: string; pid: number }>;
+
+  /**
+   * SIGTERM, then waits for the server to exit (serve hands its waiting
+   * clients on first); SIGKILL if it has not after TIMEOUT_MS (the SIGTERM
+   * tests check the exit itself). Removes the server's directory.
+   */
+  async stop(): Promise<void> {
+    const signal = (name: Deno.Signal) => {
+      try {
+        this.child.kill(name);
+      } catch {
+        // already gone
+      }
+    };
+    signal("SIGTERM");
+    const timer = setTimeout(() => signal("SIGKILL"), TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+    await Deno.remove(this.dir, { recursive: true });
   }
 
-  static async start(options: ServerOptions): Promise<Server> {
-    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-e2e-" });
-    await Deno.mkdir(`${dir}/records`);
-    const rules = (options.rules ?? []).map((r) =>
-      `${r.from}:allow` +
-      Object.entries(r.env).map(([k, v]) => `,${k}="${v}"`).join("")
-    );
-    rules.push(":allow");
-    const tcprules = new Deno.Command("tcprules", {
-      args: [`${dir}/rules.cdb`, `${dir}/rules.tmp`],
-      stdin: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = tcprules.stdin.getWriter();
-    await w.write(new TextEncoder().encode(rules.join("\n") + "\n"));
-    await w.close();
-    const made = await tcprules.output();
-    if (!made.success) throw new Error(`tcprules: ${decoder.decode(made.stderr)}`);
+  /** Sends the server a signal. */
+  kill(signal: Deno.Signal): void {
+    this.child.kill(signal);
+  }
+}
 
+export interface ServerOptions {
+  /** The chain after tcpserver, before the recorder: e.g. [...FILTER, "-S"]. */
+  readonly chain: readonly string[];
+  /** Per-client variables, through a tcprules cdb. */
+  readonly rules?: readonly Rule[];
+  /** Variables of the run file (the environment tcpserver starts with). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The last program; the recorder unless told otherwise. */
+  readonly last?: readonly string[];
+}
+
+/**
+ * A tcpserver on 127.0.0.1 and what it logged (its stderr is the chain's
+ * too), under an empty environment, as djb's tests run it.
+ */
+export class Server extends Logged {
+  static async start(options: ServerOptions): Promise<Server> {
+    const dir = await serverDir("smtp-delay-e2e-", options.rules ?? []);
     const port = freePort();
     const child = new Deno.Command("tcpserver", {
       args: [
@@ -264,16 +372,8 @@ export class Server extends Logged {
         ...options.chain,
         ...(options.last ?? [RECORDER]),
       ],
-      clearEnv: true, // under an empty environment, as djb's tests run
-      env: {
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        HOME: Deno.env.get("HOME") ?? "/root",
-        DENO_NO_UPDATE_CHECK: "1",
-        NO_COLOR: "1",
-        RECORD_DIR: `${dir}/records`,
-        SMTPDELAY_STORE: "none", // no memory unless a test asks for one
-        ...options.env,
-      },
+      clearEnv: true,
+      env: serverEnv(dir, options.env),
       stdout: "null",
       stderr: "piped",
     }).spawn();
@@ -282,71 +382,281 @@ export class Server extends Logged {
     return server;
   }
 
-  async stop(): Promise<void> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await this.child.status;
-    await Deno.remove(this.dir, { recursive: true });
+  /** Under tcpserver: the filter started for the client sits in poll(2) on fd 0. */
+  async inScreening(clientPort: number): Promise<void> {
+    await watching(await this.pidOf(clientPort));
+  }
+
+  /**
+   * Under tcpserver the filter is the process started: its line carries its
+   * pid, it exits 0, and the recorder never runs under that pid. The line is
+   * every line of that pid, joined: a pattern with ^ and $ wants just one.
+   */
+  async startsNothing(
+    _event: string,
+    session: () => Promise<Peer>,
+  ): Promise<{ line: string; pid: number }> {
+    const client = await session();
+    const pid = await this.pidOf(client.localPort);
+    assert.equal(await this.endOf(pid), 0, "the filter exits 0");
+    assert.equal(await this.record(pid), undefined, "the recorder did not run");
+    return { line: this.linesOf(pid).join("\n"), pid };
   }
 }
 
-/** What the next program was handed. */
-export interface Handed {
-  readonly info: { [key: string]: string };
-  readonly env: { [name: string]: string };
-  readonly input: Uint8Array;
+export interface ServeOptions {
+  /**
+   * serve's options, before HOST PORT: tcpserver's, the screening's and its
+   * own (the harness adds -1, -v unless `quiet`, and -x with the rules).
+   */
+  readonly args: readonly string[];
+  /** Rules (Rule, or a tcprules line such as "127.0.0.9:deny"); ":allow" ends them. */
+  readonly rules?: ReadonlyArray<Rule | string>;
+  /** No -x at all. */
+  readonly noRules?: boolean;
+  /** Variables of the run file, over the empty environment's few. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The next program; the recorder unless told otherwise. */
+  readonly last?: readonly string[];
+  /** A command that runs serve, e.g. ["prlimit", "--nofile=40:40"]. */
+  readonly wrap?: readonly string[];
+  /** Leave -v out (then no tcpserver lines: pidOf and endOf wait in vain). */
+  readonly quiet?: boolean;
 }
 
-/** A TCP client from a chosen 127.0.0.x, with its received bytes buffered. */
-export class Client {
+/**
+ * `smtp-delay serve` on 127.0.0.1 (port 0, printed by -1), under an empty
+ * environment, with the recorder as the next program; the same methods as
+ * Server. Its tcpserver lines carry the child's pid, which is the
+ * recorder's: serve starts it with no process in between.
+ */
+export class ServeServer extends Logged {
+  get rulesFile(): string {
+    return `${this.dir}/rules.cdb`;
+  }
+
+  static async start(options: ServeOptions): Promise<ServeServer> {
+    const dir = await serverDir(
+      "smtp-delay-serve-",
+      options.noRules ? undefined : options.rules ?? [],
+    );
+    const child = new Deno.Command(options.wrap?.[0] ?? FILTER[0]!, {
+      args: [
+        ...(options.wrap ? [...options.wrap.slice(1), FILTER[0]!] : []),
+        ...FILTER.slice(1),
+        "serve",
+        "-1",
+        ...(options.quiet ? [] : ["-v"]),
+        ...(options.noRules ? [] : ["-x", `${dir}/rules.cdb`]),
+        ...options.args,
+        "127.0.0.1",
+        "0",
+        ...(options.last ?? [RECORDER]),
+      ],
+      clearEnv: true,
+      env: serverEnv(dir, options.env),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // -1: the port on stdout, once it listens.
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    try {
+      await within(
+        TIMEOUT_MS,
+        "serve to print its port",
+        (async () => {
+          while (!out.includes("\n")) {
+            const { value, done } = await stdout.read();
+            if (done) throw new Error(`serve printed ${JSON.stringify(out)} and closed stdout`);
+            out += value;
+          }
+        })(),
+      );
+    } catch (e) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      const err = await new Response(child.stderr).text();
+      throw new Error(`${(e as Error).message}\n${err}`);
+    }
+    stdout.releaseLock();
+    child.stdout.cancel().catch(() => {});
+    if (!/^[0-9]+\n$/.test(out)) throw new Error(`serve -1 printed ${JSON.stringify(out)}`);
+    const server = new ServeServer(Number(out), child, dir);
+    if (!options.quiet) {
+      await server.waitLog(/^tcpserver: status: 0\//).catch(async (e) => {
+        await server.stop();
+        throw e;
+      });
+    }
+    return server;
+  }
+
+  /** In serve: serve holds the client's socket (see holds). */
+  async inScreening(clientPort: number): Promise<void> {
+    await this.holds(clientPort);
+  }
+
+  /**
+   * serve starts no process: the line (the first `event` line after the
+   * session began) carries pid=0, and no `tcpserver: ok` line nor recorder
+   * run follows.
+   */
+  async startsNothing(
+    event: string,
+    session: () => Promise<Peer>,
+  ): Promise<{ line: string; pid: number }> {
+    const runs = await this.recorderRuns();
+    const from = this.lines.length;
+    await session();
+    const line = await this.waitLog(new RegExp(`^smtp-delay: info: ${event} `), event, from);
+    assert.equal(await this.recorderRuns(), runs, "the recorder did not run");
+    assert.ok(
+      !this.lines.slice(from).some((l) => l.startsWith("tcpserver: ok ")),
+      this.lines.join("\n"),
+    );
+    return { line, pid: 0 };
+  }
+
+  /**
+   * Sends SIGHUP and returns the counts of the RELOAD line it logs: a probe
+   * of serve's state that changes nothing but re-reading its files.
+   */
+  async reload(): Promise<{ waiting: number; children: number }> {
+    const from = this.lines.length;
+    this.kill("SIGHUP");
+    const line = await this.waitLog(/^smtp-delay: info: RELOAD /, "RELOAD", from);
+    const m = /^smtp-delay: info: RELOAD waiting=(\d+) children=(\d+)$/.exec(line);
+    if (!m) throw new Error(`RELOAD line ${JSON.stringify(line)}`);
+    return { waiting: Number(m[1]), children: Number(m[2]) };
+  }
+
+  /**
+   * Whether serve holds the server side of the connection from local port
+   * `clientPort` (accepted: in the screening or queued; not yet handed on).
+   */
+  async isHolding(clientPort: number): Promise<boolean> {
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
+    const table = await Deno.readTextFile("/proc/net/tcp");
+    const inodes = new Set<string>();
+    for (const row of table.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[1]?.endsWith(`:${hex(this.port)}`) && f[2]?.endsWith(`:${hex(clientPort)}`)) {
+        inodes.add(`socket:[${f[9]}]`);
+      }
+    }
+    if (inodes.size === 0) return false;
+    try {
+      for await (const e of Deno.readDir(`/proc/${this.pid}/fd`)) {
+        const link = await Deno.readLink(`/proc/${this.pid}/fd/${e.name}`).catch(() => "");
+        if (inodes.has(link)) return true;
+      }
+    } catch {
+      // serve is gone
+    }
+    return false;
+  }
+
+  /** Waits until serve holds the client on local port `clientPort` (see isHolding). */
+  async holds(clientPort: number): Promise<void> {
+    await within(
+      TIMEOUT_MS,
+      `serve to hold the client on port ${clientPort}`,
+      (async () => {
+        while (!(await this.isHolding(clientPort))) await new Promise((r) => setTimeout(r, 5));
+      })(),
+    );
+  }
+}
+
+/** The two ways to run the screening: the filter under tcpserver, or `smtp-delay serve`. */
+export type Mode = "filter" | "serve";
+export const MODES: readonly Mode[] = ["filter", "serve"];
+
+/** A server of either mode. */
+export type AnyServer = Server | ServeServer;
+
+export interface ModeOptions {
+  /** The screening's options: after FILTER under tcpserver, after `serve -H` in serve. */
+  readonly args: readonly string[];
+  /** Per-client variables, through a tcprules cdb. */
+  readonly rules?: readonly Rule[];
+  /** Variables of the run file. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** What runs after the screening; the recorder unless told otherwise. */
+  readonly last?: readonly string[];
+}
+
+/** Starts a server of `mode`: the same screening, clients, variables and next program. */
+export async function startServer(mode: Mode, options: ModeOptions): Promise<AnyServer> {
+  const { args, ...rest } = options;
+  return mode === "filter"
+    ? await Server.start({ chain: [...FILTER, ...args], ...rest })
+    : await ServeServer.start({ args: ["-H", ...args], ...rest });
+}
+
+/**
+ * A TCP client, its received bytes buffered: from any address (IPv6 too),
+ * able to half-close (FIN, still reading) and to reset (RST); it tells when
+ * the server's end arrived.
+ */
+export class Peer {
   readonly received: number[] = [];
   readonly connectedAt = performance.now();
   /** performance.now() when the first byte arrived. */
   firstByteAt: number | undefined;
-  closed = false;
+  /** performance.now() when the server's FIN (or a close or an error) arrived. */
+  endedAt: number | undefined;
+  /** The local port, as connected (the socket forgets it once closed). */
+  readonly localPort: number;
+  /** The local address, as connected. */
+  readonly localAddress: string;
   private waiters: Array<() => void> = [];
 
   private constructor(private readonly socket: net.Socket) {
+    this.localPort = socket.localPort!;
+    this.localAddress = socket.localAddress!;
     socket.on("data", (d: Uint8Array) => {
       this.firstByteAt ??= performance.now();
       this.received.push(...d);
       this.wake();
     });
-    socket.on("end", () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on("close", () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on("error", () => {
-      this.closed = true;
-      this.wake();
-    });
+    for (const event of ["end", "close", "error"]) {
+      socket.on(event, () => {
+        this.endedAt ??= performance.now();
+        this.wake();
+      });
+    }
   }
 
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  static connect(port: number, from: string): Promise<Client> {
+  /** Connects to `host`:`port`, from the address `from` when given. */
+  static connect(host: string, port: number, from?: string): Promise<Peer> {
     return within(
       TIMEOUT_MS,
-      `connect from ${from}`,
+      `connect to ${host} port ${port}${from === undefined ? "" : ` from ${from}`}`,
       new Promise((resolve, reject) => {
-        const socket = net.createConnection({ host: "127.0.0.1", port, localAddress: from });
-        socket.once("connect", () => resolve(new Client(socket)));
+        const socket = net.createConnection({
+          host,
+          port,
+          ...(from === undefined ? {} : { localAddress: from }),
+        });
+        socket.once("connect", () => resolve(new Peer(socket)));
         socket.once("error", reject);
       }),
     );
   }
 
-  get localPort(): number {
-    return this.socket.localPort!;
+  /** The server's end arrived (or the socket failed). */
+  get ended(): boolean {
+    return this.endedAt !== undefined;
   }
 
   get text(): string {
@@ -359,43 +669,70 @@ export class Client {
     );
   }
 
-  /** Waits until `ready()` holds for what was received; fails if the server closes first. */
+  /** Half-close: sends FIN, keeps reading. */
+  endOutput(): void {
+    this.socket.end();
+  }
+
+  /** Resets the connection (SO_LINGER 0, then close: RST). */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** Waits until `ready()` holds; fails if the server ends first. */
   async wait(ready: () => boolean, what: string): Promise<void> {
     await within(
       TIMEOUT_MS,
       `${what}, got ${JSON.stringify(this.text)}`,
       (async () => {
         while (!ready()) {
-          if (this.closed) {
-            throw new Error(`closed before ${what}: got ${JSON.stringify(this.text)}`);
-          }
+          if (this.ended) throw new Error(`ended before ${what}: got ${JSON.stringify(this.text)}`);
           await new Promise<void>((wake) => this.waiters.push(wake));
         }
       })(),
     );
   }
 
-  /** Waits until the text received so far matches `re`; returns the match. */
+  /** Waits until the text received matches `re`; returns the match. */
   async until(re: RegExp): Promise<string> {
     await this.wait(() => re.test(this.text), String(re));
     return re.exec(this.text)![0];
   }
 
-  /** Waits for the server to close; returns everything received. */
-  async untilClosed(): Promise<string> {
+  /** Waits for the server's end; returns everything received. */
+  async untilEnd(): Promise<string> {
     await within(
       TIMEOUT_MS,
-      `close, got ${JSON.stringify(this.text)}`,
+      `the end, got ${JSON.stringify(this.text)}`,
       (async () => {
-        while (!this.closed) await new Promise<void>((wake) => this.waiters.push(wake));
+        while (!this.ended) await new Promise<void>((wake) => this.waiters.push(wake));
       })(),
     );
     return this.text;
   }
+}
 
-  close(): void {
-    this.socket.destroy();
-  }
+/** A test client: a Peer from a chosen 127.0.0.x to the server on 127.0.0.1. */
+export type Client = Peer;
+export const Client = {
+  /** Connects from `from` (a 127.0.0.x, which tcprules tells apart) to 127.0.0.1 `port`. */
+  connect(port: number, from: string): Promise<Client> {
+    return Peer.connect("127.0.0.1", port, from);
+  },
+};
+
+/** Connects from `from` and waits for the recorder's banner; the client and its pid. */
+export async function greeted(
+  server: Logged,
+  from: string,
+): Promise<{ client: Client; pid: number }> {
+  const client = await Client.connect(server.port, from);
+  await client.until(/^220 recorder ESMTP\r\n/);
+  return { client, pid: await server.pidOf(client.localPort) };
 }
 
 /** The final lines of the SMTP replies received so far ("250 ok", not "250-x"). */
@@ -524,395 +861,34 @@ export async function startRedis(): Promise<{ url: string; stop(): Promise<void>
   };
 }
 
-/** The fds the recorder has when tcpserver runs it with no filter (0 1 2, plus any tcpserver inherited). */
-export async function baselineFds(): Promise<string> {
-  const bare = await Server.start({ chain: [] });
-  try {
-    const client = await Client.connect(bare.port, "127.0.0.2");
-    const pid = await bare.pidOf(client.localPort);
-    await client.until(/^220 /);
-    client.close();
-    await bare.endOf(pid);
-    return (await bare.record(pid))!.info.fds!;
-  } finally {
-    await bare.stop();
-  }
+let baseline: Promise<string> | undefined;
+
+/**
+ * The fds the recorder has when tcpserver runs it with no filter (0 1 2, plus
+ * any tcpserver inherited); found once per test file.
+ */
+export function baselineFds(): Promise<string> {
+  return baseline ??= (async () => {
+    const bare = await Server.start({ chain: [] });
+    try {
+      const { pid } = await banner(bare, "127.0.0.2");
+      return (await bare.record(pid))!.info.fds!;
+    } finally {
+      await bare.stop();
+    }
+  })();
 }
 
 /** Connects, waits for the recorder's banner, closes; returns seconds to banner and the pid. */
 export async function banner(
-  server: Listener,
+  server: Logged,
   from: string,
 ): Promise<{ seconds: number; pid: number }> {
-  const client = await Client.connect(server.port, from);
-  await client.until(/^220 recorder/);
-  const pid = await server.pidOf(client.localPort);
+  const { client, pid } = await greeted(server, from);
   client.close();
   await server.endOf(pid);
   return { seconds: (client.firstByteAt! - client.connectedAt) / 1000, pid };
 }
-
-/** What banner() needs of a server: a tcpserver chain (Server) or `smtp-delay serve`. */
-export interface Listener {
-  readonly port: number;
-  pidOf(clientPort: number): Promise<number>;
-  endOf(pid: number): Promise<number>;
-}
-
-/** Writes `lines` (tcprules syntax, one rule each) into the cdb `path` with tcprules. */
-export async function writeRules(path: string, lines: readonly string[]): Promise<void> {
-  const tcprules = new Deno.Command("tcprules", {
-    args: [path, `${path}.tmp`],
-    stdin: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = tcprules.stdin.getWriter();
-  await w.write(new TextEncoder().encode(lines.join("\n") + "\n"));
-  await w.close();
-  const made = await tcprules.output();
-  if (!made.success) throw new Error(`tcprules: ${decoder.decode(made.stderr)}`);
-}
-
-/** A Rule as a tcprules line (`127.0.0.2:allow,TCPREMOTEIP="192.0.2.2"`); strings as they are. */
-export function ruleLine(rule: Rule | string): string {
-  if (typeof rule === "string") return rule;
-  return `${rule.from}:allow` + Object.entries(rule.env).map(([k, v]) => `,${k}="${v}"`).join("");
-}
-
-export interface ServeOptions {
-  /**
-   * serve's options, before HOST PORT: tcpserver's, the screening's and its
-   * own (the harness adds -1, -v unless `quiet`, and -x with the rules).
-   */
-  readonly args: readonly string[];
-  /** Rules (Rule, or a tcprules line such as "127.0.0.9:deny"); ":allow" ends them. */
-  readonly rules?: ReadonlyArray<Rule | string>;
-  /** No -x at all. */
-  readonly noRules?: boolean;
-  /** Variables of the run file, over the empty environment's few. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** The next program; the recorder unless told otherwise. */
-  readonly last?: readonly string[];
-  /** A command that runs serve, e.g. ["prlimit", "--nofile=40:40"]. */
-  readonly wrap?: readonly string[];
-  /** Leave -v out (then no tcpserver lines: pidOf and endOf wait in vain). */
-  readonly quiet?: boolean;
-}
-
-/**
- * `smtp-delay serve` on 127.0.0.1 (port 0, printed by -1), under an empty
- * environment, with the recorder as the next program; the same methods as
- * Server. Its tcpserver lines carry the child's pid, which is the
- * recorder's: serve starts it with no process in between.
- */
-export class ServeServer extends Logged implements Listener {
-  readonly rulesFile: string;
-  /** serve's exit status, once it exited. */
-  readonly exited: Promise<Deno.CommandStatus>;
-
-  private constructor(
-    readonly port: number,
-    private readonly child: Deno.ChildProcess,
-    readonly dir: string,
-  ) {
-    super(`${dir}/records`);
-    this.rulesFile = `${dir}/rules.cdb`;
-    this.exited = child.status;
-    this.pump(child.stderr);
-  }
-
-  /** serve's own pid (the Deno process). */
-  get pid(): number {
-    return this.child.pid;
-  }
-
-  static async start(options: ServeOptions): Promise<ServeServer> {
-    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-serve-" });
-    await Deno.mkdir(`${dir}/records`);
-    if (!options.noRules) {
-      await writeRules(`${dir}/rules.cdb`, [...(options.rules ?? []).map(ruleLine), ":allow"]);
-    }
-    const child = new Deno.Command(options.wrap?.[0] ?? FILTER[0]!, {
-      args: [
-        ...(options.wrap ? [...options.wrap.slice(1), FILTER[0]!] : []),
-        ...FILTER.slice(1),
-        "serve",
-        "-1",
-        ...(options.quiet ? [] : ["-v"]),
-        ...(options.noRules ? [] : ["-x", `${dir}/rules.cdb`]),
-        ...options.args,
-        "127.0.0.1",
-        "0",
-        ...(options.last ?? [RECORDER]),
-      ],
-      clearEnv: true,
-      env: {
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        HOME: Deno.env.get("HOME") ?? "/root",
-        DENO_NO_UPDATE_CHECK: "1",
-        NO_COLOR: "1",
-        RECORD_DIR: `${dir}/records`,
-        SMTPDELAY_STORE: "none",
-        ...options.env,
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // -1: the port on stdout, once it listens.
-    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    try {
-      await within(
-        TIMEOUT_MS,
-        "serve to print its port",
-        (async () => {
-          while (!out.includes("\n")) {
-            const { value, done } = await stdout.read();
-            if (done) throw new Error(`serve printed ${JSON.stringify(out)} and closed stdout`);
-            out += value;
-          }
-        })(),
-      );
-    } catch (e) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      const err = await new Response(child.stderr).text();
-      throw new Error(`${(e as Error).message}\n${err}`);
-    }
-    stdout.releaseLock();
-    child.stdout.cancel().catch(() => {});
-    if (!/^[0-9]+\n$/.test(out)) throw new Error(`serve -1 printed ${JSON.stringify(out)}`);
-    const server = new ServeServer(Number(out), child, dir);
-    if (!options.quiet) {
-      await server.waitLog(/^tcpserver: status: 0\//).catch(async (e) => {
-        await server.stop();
-        throw e;
-      });
-    }
-    return server;
-  }
-
-  /** Sends serve a signal. */
-  kill(signal: Deno.Signal): void {
-    this.child.kill(signal);
-  }
-
-  /**
-   * Sends SIGHUP and returns the counts of the RELOAD line it logs: a probe
-   * of serve's state that changes nothing but re-reading its files.
-   */
-  async reload(): Promise<{ waiting: number; children: number }> {
-    const from = this.lines.length;
-    this.kill("SIGHUP");
-    const line = await this.waitLog(/^smtp-delay: info: RELOAD /, "RELOAD", from);
-    const m = /^smtp-delay: info: RELOAD waiting=(\d+) children=(\d+)$/.exec(line);
-    if (!m) throw new Error(`RELOAD line ${JSON.stringify(line)}`);
-    return { waiting: Number(m[1]), children: Number(m[2]) };
-  }
-
-  /**
-   * Whether serve holds the server side of the connection from local port
-   * `clientPort` (accepted: in the screening or queued; not yet handed on).
-   */
-  async isHolding(clientPort: number): Promise<boolean> {
-    const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
-    const table = await Deno.readTextFile("/proc/net/tcp");
-    const inodes = new Set<string>();
-    for (const row of table.split("\n").slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f[1]?.endsWith(`:${hex(this.port)}`) && f[2]?.endsWith(`:${hex(clientPort)}`)) {
-        inodes.add(`socket:[${f[9]}]`);
-      }
-    }
-    if (inodes.size === 0) return false;
-    try {
-      for await (const e of Deno.readDir(`/proc/${this.pid}/fd`)) {
-        const link = await Deno.readLink(`/proc/${this.pid}/fd/${e.name}`).catch(() => "");
-        if (inodes.has(link)) return true;
-      }
-    } catch {
-      // serve is gone
-    }
-    return false;
-  }
-
-  /** Waits until serve holds the client on local port `clientPort` (see isHolding). */
-  async holds(clientPort: number): Promise<void> {
-    await within(
-      TIMEOUT_MS,
-      `serve to hold the client on port ${clientPort}`,
-      (async () => {
-        while (!(await this.isHolding(clientPort))) await new Promise((r) => setTimeout(r, 5));
-      })(),
-    );
-  }
-
-  /**
-   * SIGTERM, then waits for serve to exit (its waiting clients are handed on
-   * first); SIGKILL if it has not after TIMEOUT_MS (the SIGTERM test checks
-   * the exit itself).
-   */
-  async stop(): Promise<void> {
-    const signal = (name: Deno.Signal) => {
-      try {
-        this.child.kill(name);
-      } catch {
-        // already gone
-      }
-    };
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), TIMEOUT_MS);
-    await this.exited;
-    clearTimeout(timer);
-    await Deno.remove(this.dir, { recursive: true });
-  }
-}
-
-/** What the recorder wrote in `records` for `pid`, or undefined when it never ran under that pid. */
-export async function readRecord(records: string, pid: number): Promise<Handed | undefined> {
-  const base = `${records}/${pid}`;
-  let info: string;
-  try {
-    info = await Deno.readTextFile(`${base}.info`);
-  } catch {
-    return undefined;
-  }
-  const env: { [name: string]: string } = {};
-  for (const entry of (await Deno.readTextFile(`${base}.env`)).split("\0")) {
-    const eq = entry.indexOf("=");
-    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-  }
-  const fields: { [key: string]: string } = {};
-  for (const line of info.trim().split("\n")) {
-    const eq = line.indexOf("=");
-    fields[line.slice(0, eq)] = line.slice(eq + 1).trim();
-  }
-  return { info: fields, env, input: await Deno.readFile(`${base}.in`) };
-}
-
-/**
- * A TCP client for what Client does not do: any address, IPv6 too (`from`
- * optional), a half-close (FIN, still reading), a reset (RST), and when the
- * server's end arrived.
- */
-export class Peer {
-  readonly received: number[] = [];
-  readonly connectedAt = performance.now();
-  /** performance.now() when the first byte arrived. */
-  firstByteAt: number | undefined;
-  /** performance.now() when the server's FIN (or a close or an error) arrived. */
-  endedAt: number | undefined;
-  private waiters: Array<() => void> = [];
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (d: Uint8Array) => {
-      this.firstByteAt ??= performance.now();
-      this.received.push(...d);
-      this.wake();
-    });
-    for (const event of ["end", "close", "error"]) {
-      socket.on(event, () => {
-        this.endedAt ??= performance.now();
-        this.wake();
-      });
-    }
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Connects to `host`:`port`, from the address `from` when given. */
-  static connect(host: string, port: number, from?: string): Promise<Peer> {
-    return within(
-      TIMEOUT_MS,
-      `connect to ${host} port ${port}`,
-      new Promise((resolve, reject) => {
-        const socket = net.createConnection({
-          host,
-          port,
-          ...(from === undefined ? {} : { localAddress: from }),
-        });
-        socket.once("connect", () => resolve(new Peer(socket)));
-        socket.once("error", reject);
-      }),
-    );
-  }
-
-  /** The server's end arrived (or the socket failed). */
-  get ended(): boolean {
-    return this.endedAt !== undefined;
-  }
-
-  get localPort(): number {
-    return this.socket.localPort!;
-  }
-
-  get localAddress(): string {
-    return this.socket.localAddress!;
-  }
-
-  get text(): string {
-    return decoder.decode(new Uint8Array(this.received));
-  }
-
-  send(data: string | Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.socket.write(data, (e?: Error | null) => e ? reject(e) : resolve())
-    );
-  }
-
-  /** Half-close: sends FIN, keeps reading. */
-  endOutput(): void {
-    this.socket.end();
-  }
-
-  /** Resets the connection (SO_LINGER 0, then close: RST). */
-  reset(): void {
-    this.socket.resetAndDestroy();
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  /** Waits until `ready()` holds; fails if the server ends first. */
-  async wait(ready: () => boolean, what: string): Promise<void> {
-    await within(
-      TIMEOUT_MS,
-      `${what}, got ${JSON.stringify(this.text)}`,
-      (async () => {
-        while (!ready()) {
-          if (this.ended) throw new Error(`ended before ${what}: got ${JSON.stringify(this.text)}`);
-          await new Promise<void>((wake) => this.waiters.push(wake));
-        }
-      })(),
-    );
-  }
-
-  /** Waits until the text received matches `re`; returns the match. */
-  async until(re: RegExp): Promise<string> {
-    await this.wait(() => re.test(this.text), String(re));
-    return re.exec(this.text)![0];
-  }
-
-  /** Waits for the server's end; returns everything received. */
-  async untilEnd(): Promise<string> {
-    await within(
-      TIMEOUT_MS,
-      `the end, got ${JSON.stringify(this.text)}`,
-      (async () => {
-        while (!this.ended) await new Promise<void>((wake) => this.waiters.push(wake));
-      })(),
-    );
-    return this.text;
-  }
-}
-
 /**
  * What kind of socket fd `fd` of process `pid` is: "unix", "tcp" or "tcp6"
  * (found by its inode in /proc/net/*), "other", or undefined when the

@@ -1,6 +1,8 @@
 /**
  * The per-IP memory on SQLite, end to end: the real filter under tcpserver,
- * several processes sharing one state file.
+ * several processes sharing one state file; then `smtp-delay serve`, one
+ * process keeping it (passed, penalty, and --max-conns counting a session
+ * running in a child).
  */
 import assert from "node:assert/strict";
 import {
@@ -9,17 +11,20 @@ import {
   Client,
   FILTER,
   finalReplies,
+  greeted,
+  type Logged,
   messageBody,
   patient,
   RECORDER,
   type Rule,
   run,
   Server,
+  ServeServer,
   startDns,
 } from "./harness.ts";
+import { ROOT } from "../fixtures/source.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
-const ROOT = new URL("../../", import.meta.url).pathname;
 
 const RULES: Rule[] = [
   { from: "127.0.0.3", env: { TCPREMOTEIP: "192.0.2.3" } }, // dsl-192-0-2-3.pool.example.net
@@ -33,7 +38,7 @@ const RULES: Rule[] = [
 async function talkEarly(server: Server, from: string): Promise<{ text: string; pid: number }> {
   const client = await Client.connect(server.port, from);
   await client.send("EHLO early.example.org\r\n");
-  const text = await client.untilClosed();
+  const text = await client.untilEnd();
   const pid = await server.pidOf(client.localPort);
   await server.endOf(pid);
   return { text, pid };
@@ -47,6 +52,57 @@ async function state(store: string, ...args: string[]) {
   });
 }
 
+const POLITE = "a polite client's second connection gets the short delay";
+
+/**
+ * 127.0.0.3, a dynamic client, waits -D (0.6 s) on its first connection and,
+ * remembered as passed, the ptr delay -d (0.05 s) on its second. The state
+ * file is not handed to the next program.
+ */
+async function politeSecondIsShort(server: Logged): Promise<void> {
+  const first = await banner(server, "127.0.0.3");
+  assert.equal(
+    (await server.record(first.pid))!.info.fds,
+    await baselineFds(),
+    "the state file is not handed to the next program",
+  );
+  assert.ok(first.seconds >= 0.6, `first banner after ${first.seconds} s, want 0.6 (dynamic)`);
+  assert.match(
+    server.linesOf(first.pid)[0]!,
+    / PASS .* tier=dynamic .* delay=0\.600 .* action=exec memory=-$/,
+  );
+  const second = await banner(server, "127.0.0.3");
+  assert.ok(second.seconds < 0.6, `second banner after ${second.seconds} s, want 0.05`);
+  assert.match(
+    server.linesOf(second.pid)[0]!,
+    / PASS .* tier=dynamic .* delay=0\.050 .* action=exec memory=passed$/,
+  );
+}
+
+const EARLY = "an early talker's next connection gets the long delay";
+
+/** 127.0.0.5 (192.0.2.5, a ptr client) talks early, then waits -P (0.6 s): the penalty. */
+async function earlyNextIsLong(server: Logged): Promise<void> {
+  const { line, pid } = await server.startsNothing("EARLY", async () => {
+    const early = await Client.connect(server.port, "127.0.0.5");
+    await early.send("EHLO early.example.org\r\n");
+    assert.match(await early.untilEnd(), /^451 /);
+    return early;
+  });
+  assert.match(
+    line,
+    new RegExp(
+      `^smtp-delay: info: EARLY pid=${pid} ip=192\\.0\\.2\\.5 .* action=451 memory=- bytes=24 `,
+    ),
+  );
+  const next = await banner(server, "127.0.0.5");
+  assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want 0.6 (the penalty)`);
+  assert.match(
+    server.linesOf(next.pid)[0]!,
+    / PASS .* tier=ptr .* delay=0\.600 .* memory=penalty$/,
+  );
+}
+
 Deno.test("memory on SQLite", E2E, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "smtp-delay-memory-" });
   const store = `sqlite:${dir}/state/state.db`; // the directory is made on first use
@@ -57,35 +113,13 @@ Deno.test("memory on SQLite", E2E, async (t) => {
     env: { SMTPDELAY_DNS: dns.address, SMTPDELAY_STORE: store },
   });
   try {
-    await t.step("a polite client's second connection gets the short delay", async () => {
-      const first = await banner(server, "127.0.0.3");
-      const handed = (await server.record(first.pid))!;
-      assert.equal(handed.info.fds, await baselineFds(), "the state file is not left open");
-      assert.ok(first.seconds >= 0.6, `first banner after ${first.seconds} s, want 0.6 (dynamic)`);
-      assert.match(server.linesOf(first.pid)[0]!, / PASS .* tier=dynamic .* memory=-$/);
-      const second = await banner(server, "127.0.0.3");
-      assert.ok(second.seconds < 0.6, `second banner after ${second.seconds} s, want 0.05`);
-      assert.match(
-        server.linesOf(second.pid)[0]!,
-        / PASS .* tier=dynamic .* delay=0\.050 .* action=exec memory=passed$/,
-      );
-    });
-
-    await t.step("an early talker's next connection gets the long delay", async () => {
-      const early = await talkEarly(server, "127.0.0.5");
-      assert.match(early.text, /^451 /);
-      const next = await banner(server, "127.0.0.5");
-      assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want 0.6 (the penalty)`);
-      assert.match(
-        server.linesOf(next.pid)[0]!,
-        / PASS .* tier=ptr .* delay=0\.600 .* memory=penalty$/,
-      );
-    });
+    await t.step(POLITE, () => politeSecondIsShort(server));
+    await t.step(EARLY, () => earlyNextIsLong(server));
 
     await t.step("the second strike puts it in the box: 421 at once, nothing runs", async () => {
       assert.match((await talkEarly(server, "127.0.0.5")).text, /^451 /);
       const client = await Client.connect(server.port, "127.0.0.5");
-      const text = await client.untilClosed();
+      const text = await client.untilEnd();
       const pid = await server.pidOf(client.localPort);
       await server.endOf(pid);
       assert.equal(
@@ -200,7 +234,7 @@ Deno.test("limits on SQLite: many filter processes count one client exactly", E2
           open.push(c);
         }
         const fourth = await Client.connect(small.port, "127.0.0.7");
-        assert.match(await fourth.untilClosed(), /^421 Too many connections/);
+        assert.match(await fourth.untilEnd(), /^421 Too many connections/);
         const pid = await small.pidOf(fourth.localPort);
         await small.endOf(pid);
         assert.match(small.linesOf(pid)[0]!, / REFUSED .* memory=conns$/);
@@ -303,3 +337,50 @@ Deno.test(
     }
   },
 );
+
+const SERVE_RULES: Rule[] = [
+  // dynamic: waits -D; ptr: waits -d
+  { from: "127.0.0.3", env: { TCPREMOTEIP: "192.0.2.3", TCPREMOTEHOST: "dsl-3.pool.example.net" } },
+  { from: "127.0.0.5", env: { TCPREMOTEIP: "192.0.2.5", TCPREMOTEHOST: "mx.example.org" } },
+  { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx7.example.org" } },
+];
+
+Deno.test("serve's memory on SQLite", E2E, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-serve-memory-" });
+  const store = `sqlite:${dir}/state.db`;
+  const server = await ServeServer.start({
+    args: ["-H", "-S", "-d", "0.05", "-D", "0.6", "-P", "0.6", "--store", store]
+      .concat(["--max-conns", "1"]),
+    rules: SERVE_RULES,
+    env: { SMTPDELAY_STORE: "" }, // unset: --store says where
+  });
+  try {
+    await t.step(POLITE, () => politeSecondIsShort(server));
+    await t.step(EARLY, () => earlyNextIsLong(server));
+
+    await t.step(
+      "--max-conns 1: a second connection while the first session runs gets 421",
+      async () => {
+        const { client: running, pid } = await greeted(server, "127.0.0.7");
+        const from = server.lines.length;
+        const second = await Client.connect(server.port, "127.0.0.7");
+        assert.equal(
+          await second.untilEnd(),
+          "421 Too many connections from your address; try again later (#4.7.0)\r\n",
+        );
+        assert.match(
+          await server.waitLog(/ REFUSED /, "REFUSED", from),
+          /^smtp-delay: info: REFUSED pid=0 ip=192\.0\.2\.7 .* action=421 memory=conns$/,
+        );
+        await running.send("QUIT\r\n");
+        await running.untilEnd();
+        assert.equal(await server.endOf(pid), 0);
+        const after = await banner(server, "127.0.0.7");
+        assert.match(server.linesOf(after.pid)[0]!, / PASS .* action=exec memory=(-|passed)$/);
+      },
+    );
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

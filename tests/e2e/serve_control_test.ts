@@ -5,7 +5,7 @@
  * files and allowlists), and the rules file replaced or broken while it runs.
  */
 import assert from "node:assert/strict";
-import { Client, ruleLine, ServeServer, writeRules } from "./harness.ts";
+import { banner, Client, ruleLine, ServeServer, writeRules } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -29,7 +29,7 @@ Deno.test("serve --waiting 2: the third waiting client gets 421 at once", E2E, a
     const second = await held(server, "127.0.0.3");
     clients.push(first, second);
     const third = await Client.connect(server.port, "127.0.0.4");
-    assert.equal(await third.untilClosed(), BUSY);
+    assert.equal(await third.untilEnd(), BUSY);
     const seconds = (third.firstByteAt! - third.connectedAt) / 1000;
     assert.ok(seconds < 2.5, `421 after ${seconds} s, want at once`);
     assert.equal(
@@ -219,12 +219,7 @@ Deno.test("serve reads the rules file again when it changes", E2E, async (t) => 
   });
   /** Connects from 127.0.0.2, waits for the banner; the MARK its child got. */
   const mark = async () => {
-    const client = await Client.connect(server.port, "127.0.0.2");
-    const port = client.localPort;
-    await client.until(/^220 recorder/);
-    const pid = await server.pidOf(port);
-    client.close();
-    await server.endOf(pid);
+    const { pid } = await banner(server, "127.0.0.2");
     return (await server.record(pid))!.env.MARK;
   };
   try {
@@ -239,7 +234,7 @@ Deno.test("serve reads the rules file again when it changes", E2E, async (t) => 
       await writeRules(server.rulesFile, ["127.0.0.2:deny", ":allow"]);
       const client = await Client.connect(server.port, "127.0.0.2");
       const port = client.localPort;
-      assert.equal(await client.untilClosed(), "");
+      assert.equal(await client.untilEnd(), "");
       const local = `mx.local.test:127.0.0.1:${server.port}`;
       assert.equal(
         await server.waitLog(/^tcpserver: deny /),
@@ -251,7 +246,7 @@ Deno.test("serve reads the rules file again when it changes", E2E, async (t) => 
       const from = server.lines.length;
       await Deno.writeTextFile(server.rulesFile, "this is not a cdb\n");
       const client = await Client.connect(server.port, "127.0.0.2");
-      assert.equal(await client.untilClosed(), BUSY);
+      assert.equal(await client.untilEnd(), BUSY);
       const warning = await server.waitLog(/^smtp-delay: warning: /, "warning", from);
       assert.ok(
         warning.startsWith(
@@ -272,7 +267,7 @@ Deno.test("serve reads the rules file again when it changes", E2E, async (t) => 
       const from = server.lines.length;
       await Deno.remove(server.rulesFile);
       const client = await Client.connect(server.port, "127.0.0.2");
-      assert.equal(await client.untilClosed(), BUSY);
+      assert.equal(await client.untilEnd(), BUSY);
       assert.match(
         await server.waitLog(/^smtp-delay: warning: /, "warning", from),
         /^smtp-delay: warning: dropping connection, unable to read \S+rules\.cdb: /,
@@ -294,18 +289,13 @@ Deno.test("serve -X: a rules file that does not exist means no rules", E2E, asyn
     noRules: true,
   });
   try {
-    const client = await Client.connect(server.port, "127.0.0.2");
-    const port = client.localPort;
-    await client.until(/^220 recorder/);
-    const pid = await server.pidOf(port);
-    client.close();
-    await server.endOf(pid);
+    const { pid } = await banner(server, "127.0.0.2");
     assert.equal((await server.record(pid))!.env.TCPREMOTEIP, "127.0.0.2");
     assert.ok(!server.lines.some((l) => l.includes("warning")), server.lines.join("\n"));
     // A file that appears is read.
     await writeRules(`${dir}/none.cdb`, ["127.0.0.2:deny", ":allow"]);
     const denied = await Client.connect(server.port, "127.0.0.2");
-    assert.equal(await denied.untilClosed(), "");
+    assert.equal(await denied.untilEnd(), "");
     await server.waitLog(/^tcpserver: deny 0 /);
   } finally {
     await server.stop();

@@ -1,10 +1,9 @@
 /**
  * `smtp-delay serve` at its limits: out of file descriptors (421, the server
- * lives on), and the per-IP memory on SQLite kept by the one server process
- * (passed, penalty, and --max-conns counting a session running in a child).
+ * lives on). Its per-IP memory is in memory_test.ts, with the filter's.
  */
 import assert from "node:assert/strict";
-import { banner, baselineFds, Client, type Rule, ServeServer, within } from "./harness.ts";
+import { banner, Client, ServeServer, within } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -40,7 +39,7 @@ Deno.test(
           for (;;) {
             let settled = 0;
             for (const [i, c] of clients.entries()) {
-              if (c.closed) {
+              if (c.ended) {
                 refused.add(c);
                 settled++;
               } else if (await server.isHolding(ports[i]!)) settled++;
@@ -90,87 +89,3 @@ Deno.test(
     }
   },
 );
-
-const RULES: Rule[] = [
-  // dynamic: waits -D; ptr: waits -d
-  { from: "127.0.0.3", env: { TCPREMOTEIP: "192.0.2.3", TCPREMOTEHOST: "dsl-3.pool.example.net" } },
-  { from: "127.0.0.5", env: { TCPREMOTEIP: "192.0.2.5", TCPREMOTEHOST: "mx.example.org" } },
-  { from: "127.0.0.7", env: { TCPREMOTEIP: "192.0.2.7", TCPREMOTEHOST: "mx7.example.org" } },
-];
-
-Deno.test("serve's memory on SQLite", E2E, async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-serve-memory-" });
-  const store = `sqlite:${dir}/state.db`;
-  const server = await ServeServer.start({
-    args: ["-H", "-S", "-d", "0.05", "-D", "0.6", "-P", "0.6", "--store", store]
-      .concat(["--max-conns", "1"]),
-    rules: RULES,
-    env: { SMTPDELAY_STORE: "" }, // unset: --store says where
-  });
-  try {
-    await t.step("a polite client's second connection gets the ptr delay", async () => {
-      const first = await banner(server, "127.0.0.3");
-      assert.ok(first.seconds >= 0.6, `first banner after ${first.seconds} s, want 0.6`);
-      assert.match(
-        server.linesOf(first.pid)[0]!,
-        / PASS .* tier=dynamic .* delay=0\.600 .* action=exec memory=-$/,
-      );
-      assert.equal(
-        (await server.record(first.pid))!.info.fds,
-        await baselineFds(),
-        "the state file is not handed to the child",
-      );
-      const second = await banner(server, "127.0.0.3");
-      assert.ok(second.seconds < 0.6, `second banner after ${second.seconds} s, want 0.05`);
-      assert.match(
-        server.linesOf(second.pid)[0]!,
-        / PASS .* tier=dynamic .* delay=0\.050 .* action=exec memory=passed$/,
-      );
-    });
-
-    await t.step("an early talker's next connection gets the noptr delay", async () => {
-      const from = server.lines.length;
-      const early = await Client.connect(server.port, "127.0.0.5");
-      await early.send("EHLO early.example.org\r\n");
-      assert.match(await early.untilClosed(), /^451 /);
-      assert.match(
-        await server.waitLog(/ EARLY /, "EARLY", from),
-        /^smtp-delay: info: EARLY pid=0 ip=192\.0\.2\.5 .* action=451 memory=- bytes=24 /,
-      );
-      const next = await banner(server, "127.0.0.5");
-      assert.ok(next.seconds >= 0.6, `banner after ${next.seconds} s, want 0.6 (the penalty)`);
-      assert.match(
-        server.linesOf(next.pid)[0]!,
-        / PASS .* tier=ptr .* delay=0\.600 .* memory=penalty$/,
-      );
-    });
-
-    await t.step(
-      "--max-conns 1: a second connection while the first session runs gets 421",
-      async () => {
-        const running = await Client.connect(server.port, "127.0.0.7");
-        const port = running.localPort;
-        await running.until(/^220 recorder/);
-        const pid = await server.pidOf(port);
-        const from = server.lines.length;
-        const second = await Client.connect(server.port, "127.0.0.7");
-        assert.equal(
-          await second.untilClosed(),
-          "421 Too many connections from your address; try again later (#4.7.0)\r\n",
-        );
-        assert.match(
-          await server.waitLog(/ REFUSED /, "REFUSED", from),
-          /^smtp-delay: info: REFUSED pid=0 ip=192\.0\.2\.7 .* action=421 memory=conns$/,
-        );
-        await running.send("QUIT\r\n");
-        await running.untilClosed();
-        assert.equal(await server.endOf(pid), 0);
-        const after = await banner(server, "127.0.0.7");
-        assert.match(server.linesOf(after.pid)[0]!, / PASS .* action=exec memory=(-|passed)$/);
-      },
-    );
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});

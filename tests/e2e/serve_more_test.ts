@@ -5,7 +5,7 @@
  * binding a privileged port), -b (the listen backlog) and -l (TCPLOCALHOST).
  */
 import assert from "node:assert/strict";
-import { Client, Peer, readRecord, run, ServeServer } from "./harness.ts";
+import { Client, greeted, Peer, readRecord, run, ServeServer } from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -95,7 +95,7 @@ Deno.test(
       const thirdPort = third.localPort;
       const other = await connect("127.0.0.3");
       const otherPort = other.localPort;
-      assert.equal(await third.untilClosed(), BUSY);
+      assert.equal(await third.untilEnd(), BUSY);
       const at = (third.firstByteAt! - third.connectedAt) / 1000;
       assert.ok(at < 0.9, `421 after ${at} s, want at once (the delay is 1 s)`);
       assert.equal(
@@ -115,7 +115,7 @@ Deno.test(
       const from = server.lines.length;
       const fourth = await connect("127.0.0.2");
       const fourthPort = fourth.localPort;
-      assert.equal(await fourth.untilClosed(), BUSY);
+      assert.equal(await fourth.untilEnd(), BUSY);
       assert.equal(
         await server.waitLog(/^smtp-delay: info: BUSY /, "the second BUSY", from),
         "smtp-delay: info: BUSY ip=127.0.0.2 why=per-ip waiting=0 action=421",
@@ -131,7 +131,7 @@ Deno.test(
 
       // One session ends: the address is served again.
       await first.send("QUIT\r\n");
-      assert.equal(await first.untilClosed(), `${BANNER}221 bye\r\n`);
+      assert.equal(await first.untilEnd(), `${BANNER}221 bye\r\n`);
       assert.equal(await server.endOf(firstPid), 0);
       const fifth = await connect("127.0.0.2");
       const fifthPort = fifth.localPort;
@@ -156,7 +156,7 @@ Deno.test("serve --per-ip 0: no cap (60 clients of one address wait at once)", E
     for (const c of clients) await server.holds(c.localPort);
     assert.deepEqual(await server.reload(), { waiting: 60, children: 0 });
     assert.ok(!server.lines.some((l) => l.includes(" BUSY ")), server.lines.join("\n"));
-    assert.ok(clients.every((c) => !c.closed && c.text === ""));
+    assert.ok(clients.every((c) => !c.ended && c.text === ""));
   } finally {
     for (const c of clients) c.close();
     await server.stop();
@@ -242,10 +242,8 @@ Deno.test({
     });
     try {
       assert.deepEqual(await listening(server.port), [`*:${server.port}`, 20]);
-      const client = await Client.connect(server.port, "127.0.0.2");
+      const { client, pid } = await greeted(server, "127.0.0.2");
       const port = client.localPort;
-      await client.until(/^220 recorder ESMTP\r\n/);
-      const pid = await server.pidOf(port);
       assert.ok(
         server.lines.includes(
           `tcpserver: ok ${pid} mx.local.test:127.0.0.1:${server.port} :127.0.0.2::${port}`,
@@ -305,10 +303,7 @@ Deno.test({
         assert.deepEqual(await procStatus(server.pid, field), ["65534", "65534", "65534", "65534"]);
       }
       assert.deepEqual(await procStatus(server.pid, "Groups"), ["65534"]);
-      const client = await Client.connect(server.port, "127.0.0.2");
-      const clientPort = client.localPort;
-      await client.until(/^220 recorder ESMTP\r\n/);
-      const pid = await server.pidOf(clientPort);
+      const { client, pid } = await greeted(server, "127.0.0.2");
       // The child, while it runs.
       assert.deepEqual(await procStatus(pid, "Uid"), ["65534", "65534", "65534", "65534"]);
       assert.deepEqual(await procStatus(pid, "Gid"), ["65534", "65534", "65534", "65534"]);
@@ -318,7 +313,7 @@ Deno.test({
       assert.equal((await Deno.stat(`${records}/${pid}.info`)).uid, 65534);
       assert.equal(handed.env.TCPREMOTEIP, "127.0.0.2");
       await client.send("QUIT\r\n");
-      assert.equal(await client.untilClosed(), `${BANNER}221 bye\r\n`);
+      assert.equal(await client.untilEnd(), `${BANNER}221 bye\r\n`);
       assert.equal(await server.endOf(pid), 0);
       assert.ok(
         !server.lines.some((l) => / (warning|fatal): /.test(l)),
@@ -337,10 +332,8 @@ Deno.test("serve -b 5 -l NAME: a backlog of 5, TCPLOCALHOST=NAME", E2E, async ()
   });
   try {
     assert.deepEqual(await listening(server.port), [`127.0.0.1:${server.port}`, 5]);
-    const client = await Client.connect(server.port, "127.0.0.2");
+    const { client, pid } = await greeted(server, "127.0.0.2");
     const port = client.localPort;
-    await client.until(/^220 recorder ESMTP\r\n/);
-    const pid = await server.pidOf(port);
     assert.ok(
       server.lines.includes(
         `tcpserver: ok ${pid} mx.backlog.test:127.0.0.1:${server.port} :127.0.0.2::${port}`,
@@ -349,7 +342,7 @@ Deno.test("serve -b 5 -l NAME: a backlog of 5, TCPLOCALHOST=NAME", E2E, async ()
     );
     assert.equal((await server.record(pid))!.env.TCPLOCALHOST, "mx.backlog.test");
     await client.send("QUIT\r\n");
-    assert.equal(await client.untilClosed(), `${BANNER}221 bye\r\n`);
+    assert.equal(await client.untilEnd(), `${BANNER}221 bye\r\n`);
     assert.equal(await server.endOf(pid), 0);
   } finally {
     await server.stop();

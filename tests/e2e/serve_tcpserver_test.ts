@@ -5,33 +5,17 @@
  * slot, unanswered).
  */
 import assert from "node:assert/strict";
-import { Client, messageBody, patient, ServeServer, startDns } from "./harness.ts";
+import {
+  Client,
+  greeted,
+  messageBody,
+  patient,
+  serverEnv,
+  ServeServer,
+  startDns,
+} from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
-
-/** serve's environment as ServeServer sets it, plus `env`. */
-function serveEnv(server: ServeServer, env: Record<string, string>): Record<string, string> {
-  return {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: Deno.env.get("HOME") ?? "/root",
-    DENO_NO_UPDATE_CHECK: "1",
-    NO_COLOR: "1",
-    RECORD_DIR: server.records,
-    SMTPDELAY_STORE: "none",
-    ...env,
-  };
-}
-
-/**
- * Connects, waits for the banner; returns the client, its child's pid and
- * its local port (which the socket forgets once closed).
- */
-async function session(server: ServeServer, from: string): Promise<[Client, number, number]> {
-  const client = await Client.connect(server.port, from);
-  const port = client.localPort;
-  await client.until(/^220 recorder/);
-  return [client, await server.pidOf(port), port];
-}
 
 /** Waits for a child's end line and the status line after it; returns the exit code. */
 async function ended(server: ServeServer, pid: number): Promise<number> {
@@ -44,7 +28,7 @@ async function ended(server: ServeServer, pid: number): Promise<number> {
 /** Ends a session with QUIT and waits for its child's end; returns the exit code. */
 async function quit(server: ServeServer, client: Client, pid: number): Promise<number> {
   await client.send("QUIT\r\n");
-  await client.untilClosed();
+  await client.untilEnd();
   return await ended(server, pid);
 }
 
@@ -80,13 +64,14 @@ Deno.test("serve -H -l: tcpserver's environment and log lines", E2E, async (t) =
 
     await t.step("a client without rules: tcpserver's variables, exact values", async () => {
       const from = server.lines.length;
-      const [client, pid, port] = await session(server, "127.0.0.3");
+      const { client, pid } = await greeted(server, "127.0.0.3");
+      const port = client.localPort;
       assert.equal(await quit(server, client, pid), 0);
       const env = (await server.record(pid))!.env;
       assert.match(env.SMTPDELAY_WAITED ?? "", /^0\.[0-9]{3}$/);
       assert.deepEqual(
         env,
-        serveEnv(server, {
+        serverEnv(server.dir, {
           PROTO: "TCP",
           TCPLOCALHOST: "mx.local.test",
           TCPLOCALIP: "127.0.0.1",
@@ -117,12 +102,13 @@ Deno.test("serve -H -l: tcpserver's environment and log lines", E2E, async (t) =
     });
 
     await t.step("the rules' variables are set, and override tcpserver's", async () => {
-      const [client, pid, port] = await session(server, "127.0.0.2");
+      const { client, pid } = await greeted(server, "127.0.0.2");
+      const port = client.localPort;
       await quit(server, client, pid);
       const env = (await server.record(pid))!.env;
       assert.deepEqual(
         env,
-        serveEnv(server, {
+        serverEnv(server.dir, {
           PROTO: "TCP",
           TCPLOCALHOST: "rules.example",
           TCPLOCALIP: "127.0.0.1",
@@ -144,8 +130,8 @@ Deno.test("serve -H -l: tcpserver's environment and log lines", E2E, async (t) =
 
     await t.step("status counts go up and down with the running children", async () => {
       const from = server.lines.length;
-      const [a, pidA] = await session(server, "127.0.0.3");
-      const [b, pidB] = await session(server, "127.0.0.4");
+      const { client: a, pid: pidA } = await greeted(server, "127.0.0.3");
+      const { client: b, pid: pidB } = await greeted(server, "127.0.0.4");
       await server.waitLog(/^tcpserver: status: 2\/3$/, "status 2/3", from);
       await quit(server, a, pidA);
       await quit(server, b, pidB);
@@ -155,11 +141,11 @@ Deno.test("serve -H -l: tcpserver's environment and log lines", E2E, async (t) =
     });
 
     await t.step("the end line carries the raw wait status (killed: the signal)", async () => {
-      const [client, pid] = await session(server, "127.0.0.3");
+      const { client, pid } = await greeted(server, "127.0.0.3");
       Deno.kill(pid, "SIGKILL");
       assert.equal(await ended(server, pid), -9);
       assert.ok(server.lines.includes(`tcpserver: end ${pid} status 9`));
-      await client.untilClosed();
+      await client.untilEnd();
     });
 
     await t.step("a deny rule: deny 0, nothing written, no screening, no child", async () => {
@@ -167,11 +153,11 @@ Deno.test("serve -H -l: tcpserver's environment and log lines", E2E, async (t) =
       const runs = await server.recorderRuns();
       const client = await Client.connect(server.port, "127.0.0.9");
       const port = client.localPort;
-      assert.equal(await client.untilClosed(), "", "nothing written to the client");
+      assert.equal(await client.untilEnd(), "", "nothing written to the client");
       const line = await server.waitLog(/^tcpserver: deny /, "deny", from);
       assert.equal(line, `tcpserver: deny 0 ${local} :127.0.0.9::${port}`);
       // A later client's lines come after: nothing else was logged for this one.
-      const [later, pid] = await session(server, "127.0.0.3");
+      const { client: later, pid } = await greeted(server, "127.0.0.3");
       await quit(server, later, pid);
       const between = server.lines.slice(from, server.lines.indexOf(line));
       assert.deepEqual(between, [], "nothing before the deny line");
@@ -204,10 +190,8 @@ Deno.test("serve -h: TCPREMOTEHOST and TCPLOCALHOST from the DNS", E2E, async ()
     }
   };
   try {
-    const client = await Client.connect(server.port, "127.0.0.3");
+    const { client, pid } = await greeted(server, "127.0.0.3");
     const port = client.localPort;
-    await client.until(/^220 recorder/);
-    const pid = await server.pidOf(port);
     client.close();
     await server.endOf(pid);
     const env = (await server.record(pid))!.env;
@@ -242,7 +226,7 @@ Deno.test("serve -c 1: a client that passed waits, unanswered, for a free slot",
     args: ["-H", "-c", "1", "-S", "-t", "0", "-P", "0.05"],
   });
   try {
-    const [first, pidA] = await session(server, "127.0.0.2");
+    const { client: first, pid: pidA } = await greeted(server, "127.0.0.2");
     const second = await Client.connect(server.port, "127.0.0.3");
     await server.holds(second.localPort);
     // Probe until the second client is out of the screening: passed, queued.
@@ -290,7 +274,7 @@ Deno.test(
       const line = await server.waitLog(/^smtp-delay: info: PASS /);
       const pid = Number(/ pid=(\d+) /.exec(line)![1]);
       await client.send("QUIT\r\n");
-      await client.untilClosed();
+      await client.untilEnd();
       assert.equal((await server.record(pid))!.env.TCPREMOTEINFO, undefined, "no ident");
       assert.deepEqual(server.lines.filter((l) => l.startsWith("tcpserver")), []);
       assert.deepEqual(server.lines.filter((l) => l.includes(" PASS ")), [line]);
