@@ -39,14 +39,19 @@ export function safe(text: string | undefined): string {
   return bytes.length >= 100 ? out + "..." : out;
 }
 
-/** The child's environment: the server's, tcpserver's variables, then the rules'. */
-export function connectionEnv(
-  base: Readonly<Record<string, string>>,
+/** The server's environment without what tcpserver sets only when it knows it. */
+export function baseEnv(base: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = { ...base };
+  for (const name of ["TCPLOCALHOST", "TCPREMOTEHOST", "TCPREMOTEINFO"]) delete env[name];
+  return env;
+}
+
+/** What one connection adds to the base environment: tcpserver's variables, then the rules'. */
+export function connectionVars(
   conn: Connection,
   rules: Readonly<Record<string, string>>,
 ): Record<string, string> {
-  const env: Record<string, string> = { ...base };
-  for (const name of ["TCPLOCALHOST", "TCPREMOTEHOST", "TCPREMOTEINFO"]) delete env[name];
+  const env: Record<string, string> = {};
   env.PROTO = conn.v6 ? "TCP6" : "TCP";
   if (conn.local.host !== undefined) env.TCPLOCALHOST = conn.local.host;
   env.TCPLOCALIP = conn.local.ip;
@@ -55,6 +60,15 @@ export function connectionEnv(
   env.TCPREMOTEIP = conn.remote.ip;
   env.TCPREMOTEPORT = String(conn.remote.port);
   return Object.assign(env, rules);
+}
+
+/** The child's environment: the server's, tcpserver's variables, then the rules'. */
+export function connectionEnv(
+  base: Readonly<Record<string, string>>,
+  conn: Connection,
+  rules: Readonly<Record<string, string>>,
+): Record<string, string> {
+  return { ...baseEnv(base), ...connectionVars(conn, rules) };
 }
 
 /** `LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT`, tcpserver's pair (no ident). */

@@ -33,7 +33,15 @@ import {
   type Screened,
 } from "../screen.ts";
 import { interpret, type Watch, type Watched } from "../watch.ts";
-import { type Connection, connectionEnv, denyLine, endLine, okLine, pidLine } from "./lines.ts";
+import {
+  baseEnv,
+  type Connection,
+  connectionVars,
+  denyLine,
+  endLine,
+  okLine,
+  pidLine,
+} from "./lines.ts";
 import { EventLoop } from "./loop.ts";
 import { parseServe, type ServeConfig } from "./options.ts";
 import { relay } from "./relay.ts";
@@ -149,6 +157,11 @@ class Server {
   private readonly reload = new Reloadable();
   private readonly localNames = new Map<string, Promise<string | undefined>>();
   private nextId = 1;
+  /** The server's environment, stripped as tcpserver does, and as KEY=VALUE strings. */
+  private readonly base_: Record<string, string>;
+  private readonly baseVars: Array<[string, string]>;
+  /** Configs by the SMTPDELAY* variables the rules set (see configOf). */
+  private readonly configs = new Map<string, Config>();
   /** SQLite stores, open for the server's life. */
   private readonly stores = new Map<string, Store>();
   private readonly openedStores: Store[] = [];
@@ -165,12 +178,14 @@ class Server {
   constructor(
     private readonly serve: ServeConfig,
     private readonly base: Config,
-    private readonly env: Readonly<Record<string, string>>,
+    env: Readonly<Record<string, string>>,
     private readonly s: Sys,
     private readonly c: Libc,
     selfStart: string | undefined,
   ) {
     this.selfStart = selfStart;
+    this.base_ = baseEnv(env);
+    this.baseVars = Object.entries(this.base_).map(([k, v]) => [k, `${k}=${v}`]);
     this.rules = serve.rulesFile === undefined
       ? undefined
       : new Rules(serve.rulesFile, serve.rulesMissingOk);
@@ -275,6 +290,26 @@ class Server {
     log.event(`BUSY ip=${log.clean(ip)} why=${why} waiting=${this.waiting.size} action=421`);
   }
 
+  /**
+   * The screening's Config for a client: parsed from the environment as the
+   * filter parses it, and shared by every client whose SMTPDELAY* variables
+   * are the same (only the rules can change them), so that a waiting client
+   * holds no Config of its own.
+   */
+  private configOf(env: Record<string, string>, own: Record<string, string>, stressed: boolean) {
+    const key = JSON.stringify(Object.entries(own).filter(([k]) => k.startsWith("SMTPDELAY"))) +
+      (stressed ? " stressed" : "");
+    let config = this.configs.get(key);
+    if (!config) {
+      const request = parseConfig([...this.serve.screening, "--", ...this.serve.program], env);
+      if (request.kind !== "run") throw new UsageError("-v is not a screening option");
+      config = stressed ? underStress(request.config, this.serve.stressDelayMs) : request.config;
+      if (this.configs.size >= 256) this.configs.clear();
+      this.configs.set(key, config);
+    }
+    return config;
+  }
+
   /** A connection is over (no child, or its child ended). */
   private release(id: number): void {
     const key = this.open.get(id);
@@ -336,16 +371,16 @@ class Server {
         if (this.serve.verbosity >= 2) log.tcpserver(denyLine(0, conn));
         return;
       }
-      const env = connectionEnv(this.env, conn, rule?.env ?? {});
+      // Only this connection's own variables are kept per client; the rest is the base's.
+      const own = connectionVars(conn, rule?.env ?? {});
+      const env: Record<string, string> = Object.assign(Object.create(this.base_), own);
       // What the rules' variables make of the screening, checked as the filter checks its own.
       let config: Config;
       let client: Client;
       let patterns: RegExp[] | undefined;
       let allow: Exemptions | undefined;
       try {
-        const request = parseConfig([...this.serve.screening, "--", ...this.serve.program], env);
-        if (request.kind !== "run") throw new UsageError("-v is not a screening option");
-        config = stressed ? underStress(request.config, this.serve.stressDelayMs) : request.config;
+        config = this.configOf(env, own, stressed);
         client = readClient(env);
         patterns = this.reload.patternsOf(config);
         allow = await this.reload.allowOf(config);
@@ -442,7 +477,11 @@ class Server {
       void forget(screened.memory, "gone");
       return;
     }
-    const vars = Object.entries({ ...env, ...exportsOf(screened) }).map(([k, v]) => `${k}=${v}`);
+    const given = { ...env, ...exportsOf(screened) }; // own keys only: the base is inherited
+    const vars = [
+      ...this.baseVars.filter(([k]) => !(k in given)).map(([, kv]) => kv),
+      ...Object.entries(given).map(([k, v]) => `${k}=${v}`),
+    ];
     const relayed = needsRelay(config.caps);
     let pid = 0;
     let mine = -1;
