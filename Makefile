@@ -53,13 +53,25 @@ dist: $(DENO_DEP)
 	  || { rm -f dist/smtp-delay.new; echo "make dist: the compiled file does not run smtp-delay: DENORT_BIN must name denort, not the deno CLI" >&2; exit 1; }
 	@mv dist/smtp-delay.new dist/smtp-delay; rm -f build/dist.log; echo "dist/smtp-delay: ok"
 
-# RUNS=3 DELAY=3 PEERS="none floor product" SCENARIOS="delay memory latency throughput"
-bench: all
+# The shared harness's C filter, peer "ref" of `make bench` (left out without ../shared/bench).
+SHARED_BENCH ?= ../shared/bench
+REFERENCE := $(if $(wildcard $(SHARED_BENCH)/ref/smtp-delay-ref.c),build/smtp-delay-ref)
+
+build/smtp-delay-ref: $(SHARED_BENCH)/ref/smtp-delay-ref.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+# RUNS=3 DELAY=3 CROWD=1000 PEERS="none ref floor product serve"
+# SCENARIOS="delay memory crowd crowd2 latency throughput"; the crowds hold CROWD
+# and 2*CROWD clients at once: a file descriptor each in the clients, serve and the recorders.
+bench: all $(REFERENCE)
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; \
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/bench.ts
 
 # The same peers through ../shared/bench beside its C reference, qpsmtpd and
 # postscreen (needs qpsmtpd and postfix): bench/results/shared-summary.md.
 bench-shared: all
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; \
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" bash bench/shared.sh $${RUNS:-3}
 
 # The CPU of one process per connection: the product, the floor and variants.

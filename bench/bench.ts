@@ -1,17 +1,23 @@
 /**
  * `make bench`: each peer in a real tcpserver chain on 127.0.0.1, in front of
- * build/recorder, driven by the load generator in load.ts; medians of RUNS
- * runs, peers interleaved. Prints markdown tables on stdout (progress on
- * stderr) and writes every figure as JSON to build/bench/.
+ * build/recorder, or (`serve`) as its own listening server in tcpserver's
+ * place, driven by the load generator in load.ts; medians of RUNS runs, peers
+ * interleaved. Prints markdown tables on stdout (progress on stderr) and
+ * writes every figure as JSON to build/bench/.
  *
  * Environment: DENO and PERMISSIONS (the Makefile passes them), RUNS (3),
  * DELAY (3: the delay scenario's delay, seconds), MEMORY_DELAY (10: the memory
- * scenario's), PEERS and SCENARIOS (names,
- * space-separated: a subset, in that order), EXTRA_PEERS ("name=command
- * words;name=command words": more filters to measure), KEEP=1 (keep the work
- * directories under /tmp: tcpserver log with the filters' stderr, recorder
- * files, samples, clients), REPORT=build/bench/FILE.json (print the tables of
- * an earlier run again, measuring nothing).
+ * and crowd scenarios'), CROWD (1000: clients waiting at once in the crowd
+ * scenario, twice as many in crowd2), PEERS and SCENARIOS (names, space-separated: a subset, in that
+ * order), EXTRA_PEERS ("name=command words;name=command words": more filters
+ * to measure; a command with "{port}" in it is its own server), KEEP=1 (keep
+ * the work directories under /tmp: the server's log with the filters' stderr,
+ * recorder files, samples, clients), REPORT=build/bench/FILE.json (print the
+ * tables of an earlier run again, measuring nothing).
+ *
+ * DNS: every client is 127.0.0.1, whose PTR Deno.resolveDns answers from
+ * /etc/hosts without asking any name server (SMTPDELAY_DNS or not), so the
+ * product's and serve's lookups cost no DNS round trip here.
  */
 import { type LoadOptions, runLoad } from "./load.ts";
 import {
@@ -21,6 +27,7 @@ import {
   readClockTick,
   type Sample,
   sample,
+  type SampleTarget,
   startSampler,
 } from "./proc.ts";
 import { loadFigures, markdown, type RunRecord } from "./report.ts";
@@ -36,12 +43,21 @@ const PERMISSIONS = env("PERMISSIONS", Deno.readTextFileSync(`${ROOT}/permission
 const RUNS = Number(env("RUNS", "3"));
 const DELAY_S = Number(env("DELAY", "3"));
 const MEMORY_DELAY_S = Number(env("MEMORY_DELAY", "10"));
+const CROWD = Number(env("CROWD", "1000"));
 const RECORDER = `${ROOT}/build/recorder`;
+/** The shared harness's C filter (ref/smtp-delay-ref.c), built by `make bench`. */
+const REFERENCE = `${ROOT}/build/smtp-delay-ref`;
 
-/** A filter to measure: what goes between `tcpserver ... PORT` and the recorder. */
+/**
+ * A filter to measure: what goes between `tcpserver ... PORT` and the
+ * recorder; or, for a filter that is its own server, the whole command with
+ * "{port}" where the port goes (the recorder is appended).
+ */
 interface Peer {
   readonly name: string;
   readonly command: readonly string[];
+  /** The command listens by itself, in tcpserver's place (smtp-delay serve). */
+  readonly server?: boolean;
 }
 
 const denoRun = (...rest: string[]) => [DENO, "run", ...PERMISSIONS, ...rest];
@@ -74,11 +90,28 @@ async function startRedis(): Promise<Deno.ChildProcess> {
 
 const PEERS: Peer[] = [
   { name: "none", command: [] }, // the recorder alone
+  { name: "ref", command: [REFERENCE, "-S"] }, // the shared harness's C filter
   { name: "floor", command: denoRun(`${ROOT}/bench/floor.ts`) }, // sleep + execve
   // The product without memory, then with each store. The memory's rules that
   // would change outcomes when every client comes from 127.0.0.1 (the box,
   // the reconnect rate) are off: the store does all its reads and writes.
   { name: "product", command: denoRun(`${ROOT}/main.ts`, "-S", "--store", "none") },
+  // One process for every connection, in tcpserver's place, with tcpserver's
+  // settings in server.ts (-v -R -H -l localhost -b 1024), room for every
+  // client of the crowd scenarios in the screening (--waiting: they stay
+  // under its 90%, where the stress would shorten the delays) and for every
+  // session it hands on (-c); no cap per IP address (--per-ip), as every
+  // client is 127.0.0.1.
+  {
+    name: "serve",
+    server: true,
+    command: denoRun(
+      `${ROOT}/main.ts`,
+      ...["serve", "-v", "-R", "-H", "-l", "localhost", "-b", "1024"],
+      ...["-c", String(2 * CROWD), "--waiting", String(4 * CROWD), "--per-ip", "0"],
+      ...["-S", "--store", "none", "127.0.0.1", "{port}"],
+    ),
+  },
   {
     name: "product+sqlite",
     command: denoRun(`${ROOT}/main.ts`, "-S", ...QUIET_MEMORY, "--store", `sqlite:${STATE_DB}`),
@@ -89,7 +122,8 @@ const PEERS: Peer[] = [
   },
   ...(Deno.env.get("EXTRA_PEERS") ?? "").split(";").filter((s) => s.includes("=")).map((s) => {
     const at = s.indexOf("=");
-    return { name: s.slice(0, at).trim(), command: s.slice(at + 1).trim().split(/\s+/) };
+    const command = s.slice(at + 1).trim().split(/\s+/);
+    return { name: s.slice(0, at).trim(), command, server: command.includes("{port}") };
   }),
 ];
 
@@ -102,6 +136,8 @@ interface Scenario {
   readonly concurrency: number;
   /** Sample memory every 200 ms (the delay scenario: connections wait). */
   readonly sampleMemory: boolean;
+  /** Whether `peer` runs it (undefined: every peer does). */
+  readonly runs?: (peer: Peer) => boolean;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -126,6 +162,33 @@ const SCENARIOS: Scenario[] = [
     quitters: 0,
     concurrency: 50,
     sampleMemory: true,
+  },
+  // CROWD quiet clients at once (all patients, so every byte is checked):
+  // what one server process holds. For the servers (serve, EXTRA_PEERS with
+  // {port}), none and ref; not for one Deno process per connection (a
+  // thousand of them need about 9 GB and 100 s of CPU on 2 cores).
+  {
+    name: "crowd",
+    delayS: MEMORY_DELAY_S,
+    patient: CROWD,
+    early: 0,
+    quitters: 0,
+    concurrency: CROWD,
+    sampleMemory: true,
+    runs: (p) => !!p.server || p.name === "none" || p.name === "ref",
+  },
+  // Twice the crowd: (crowd2 - crowd) / CROWD is what one more waiting client
+  // costs a server, without the heap's one-time growth that the crowd's
+  // figure shares out. Servers only: tcpserver runs at most 1000 children (-c).
+  {
+    name: "crowd2",
+    delayS: MEMORY_DELAY_S,
+    patient: 2 * CROWD,
+    early: 0,
+    quitters: 0,
+    concurrency: 2 * CROWD,
+    sampleMemory: true,
+    runs: (p) => !!p.server,
   },
   {
     name: "latency",
@@ -174,13 +237,17 @@ async function runOnce(peer: Peer, s: Scenario, run: number): Promise<RunRecord>
     await Deno.mkdir(recordDir);
     server = await startServer({
       filter: peer.command,
+      ownServer: !!peer.server,
       next: RECORDER,
       env: { RECORD_DIR: recordDir, SMTPDELAYd: delay, SMTPDELAYD: delay, SMTPDELAYP: delay },
       logPath: `${work}/tcpserver.log`,
     });
     const loadAvg = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0]!;
-    const idle = await sample(server.pid, RECORDER, performance.now());
-    if (s.sampleMemory) sampler = startSampler(server.pid, RECORDER, 200);
+    const target: SampleTarget = peer.server
+      ? { root: server.pid, exclude: RECORDER, port: server.port }
+      : { root: server.pid, exclude: RECORDER };
+    const idle = await sample(target, performance.now());
+    if (s.sampleMemory) sampler = startSampler(target, 200);
     const o: LoadOptions = {
       port: server.port,
       patient: s.patient,
@@ -213,7 +280,8 @@ async function runOnce(peer: Peer, s: Scenario, run: number): Promise<RunRecord>
       unfinished: load.unfinished,
       ...loadFigures(load),
       verify: await verify(recordDir, load.results),
-      memory: perConnection(idle, samples),
+      memory: perConnection(idle, samples, !!peer.server),
+      idle: { pssKb: idle.pssKb, dirtyKb: idle.dirtyKb },
       samples: samples.length,
       cpuMsPerConn: Math.round((cpuSeconds(end) - idle.cpuS) * 1000 / Math.max(clients, 1) * 100) /
         100,
@@ -231,6 +299,15 @@ async function runOnce(peer: Peer, s: Scenario, run: number): Promise<RunRecord>
     await server?.stop();
     if (Deno.env.get("KEEP")) say(`work dir kept: ${work}`);
     else await Deno.remove(work, { recursive: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -255,6 +332,7 @@ function progress(r: RunRecord): string {
   const k = r.kinds;
   const parts = [
     `patient ${k.patient.pass}/${k.patient.n}`,
+    r.bannered < k.patient.n ? `banner 220 ${r.bannered}/${k.patient.n}` : "",
     k.early.n ? `early rejected ${k.early.reject}/${k.early.n}` : "",
     k.quitter.n ? `quit ${k.quitter.quit}/${k.quitter.n}` : "",
     `lost ${r.verify.lostBytes} B`,
@@ -276,6 +354,7 @@ async function warmUp(peer: Peer): Promise<void> {
   try {
     server = await startServer({
       filter: peer.command,
+      ownServer: !!peer.server,
       next: RECORDER,
       env: { SMTPDELAYd: "0", SMTPDELAYD: "0", SMTPDELAYP: "0" },
       logPath: `${work}/tcpserver.log`,
@@ -321,14 +400,20 @@ async function reprint(path: string): Promise<void> {
 async function main(): Promise<void> {
   const report = Deno.env.get("REPORT");
   if (report) return await reprint(report);
-  const peers = choose(PEERS, Deno.env.get("PEERS"), "peer");
+  let peers = choose(PEERS, Deno.env.get("PEERS"), "peer");
   const scenarios = choose(SCENARIOS, Deno.env.get("SCENARIOS"), "scenario");
-  if (!(RUNS >= 1) || !(DELAY_S >= 0) || !(MEMORY_DELAY_S >= 0)) {
-    throw new Error("RUNS wants 1 or more, DELAY and MEMORY_DELAY 0 or more");
+  if (!(RUNS >= 1) || !(DELAY_S >= 0) || !(MEMORY_DELAY_S >= 0) || !(CROWD >= 1)) {
+    throw new Error("RUNS and CROWD want 1 or more, DELAY and MEMORY_DELAY 0 or more");
   }
-  try {
-    await Deno.stat(RECORDER);
-  } catch {
+  if (peers.some((p) => p.name === "ref") && !(await exists(REFERENCE))) {
+    // Built from ../shared/bench by `make bench`; without the harness, no ref.
+    if (Deno.env.get("PEERS")) {
+      throw new Error(`No "${REFERENCE}": run \`make build/smtp-delay-ref\` first`);
+    }
+    say(`no ${REFERENCE}: peer "ref" left out`);
+    peers = peers.filter((p) => p.name !== "ref");
+  }
+  if (!(await exists(RECORDER))) {
     throw new Error(`No "${RECORDER}": run \`make build/recorder\` first`);
   }
   await readClockTick();
@@ -343,7 +428,7 @@ async function main(): Promise<void> {
   const records: RunRecord[] = [];
   for (let run = 1; run <= RUNS; run++) {
     for (const s of scenarios) {
-      for (const p of peers) {
+      for (const p of peers.filter((p) => s.runs?.(p) ?? true)) {
         const t0 = performance.now();
         const r = await runOnce(p, s, run);
         records.push(r);
@@ -353,6 +438,9 @@ async function main(): Promise<void> {
     }
   }
 
+  // Others may commit while a long bench runs: then the runs measured more than one checkout.
+  const ended = await describeCommit();
+  if (ended !== commit) say(`the checkout changed during the run: ${commit}, then ${ended}`);
   const table = markdown(records, scenarios.map((s) => s.name), peers.map((p) => p.name));
   console.log(table);
   const dir = `${ROOT}/build/bench`;
@@ -361,11 +449,12 @@ async function main(): Promise<void> {
   // The commands as a reader would type them (the flags live in ./permissions only).
   const shown = peers.map((p) => ({
     name: p.name,
+    server: !!p.server,
     command: p.command.join(" ").replace(PERMISSIONS.join(" "), "$(cat permissions)")
       .replaceAll(DENO, "$DENO").replaceAll(`${ROOT}/`, ""),
   }));
   const json = JSON.stringify(
-    { started, commit, runs: RUNS, peers: shown, scenarios, records },
+    { started, commit, commitAtEnd: ended, runs: RUNS, peers: shown, scenarios, records },
     null,
     1,
   );

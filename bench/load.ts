@@ -25,6 +25,8 @@ export interface ClientResult {
   code?: number;
   /** Connect to the final 220 line (patients). */
   bannerMs?: number;
+  /** The code of the banner a patient saw (0: closed without one). */
+  bannerCode?: number;
   /** Connect to 221 (patients). */
   sessionMs?: number;
   /** Connect to the reply (early talkers). */
@@ -198,6 +200,7 @@ const codeOutcome = (code: number): Outcome =>
 async function patient(c: Client, r: ClientResult, o: LoadOptions, t0: number): Promise<void> {
   const banner = await c.reply();
   r.bannerMs = performance.now() - t0;
+  r.bannerCode = banner;
   if (banner !== 220) {
     r.why = `banner->${banner}`;
     r.outcome = banner >= 400 ? "reject" : "error";

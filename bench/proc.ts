@@ -118,13 +118,37 @@ async function exeOf(pid: number): Promise<string> {
   }
 }
 
+/** ESTABLISHED TCP sockets whose local port is `port` (the server's side of each connection). */
+async function establishedOn(port: number): Promise<number> {
+  let n = 0;
+  for (const name of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(name);
+    } catch {
+      continue; // no IPv6
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // "sl local_address rem_address st ...": "0100007F:0CEA 0100007F:9D21 01"
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1]?.split(":")[1];
+      if (cols[3] === "01" && local && parseInt(local, 16) === port) n++;
+    }
+  }
+  return n;
+}
+
 /** One look at the server's tree. */
 export interface Sample {
   /** Milliseconds since the sampler started. */
   readonly tMs: number;
-  /** Filter processes that are direct children of the root: one per waiting connection. */
+  /**
+   * Waiting connections. Under tcpserver: filter processes that are direct
+   * children of the root, one per connection. An own server: its ESTABLISHED
+   * sockets on the port, less the next programs it runs (each holds one).
+   */
   readonly conns: number;
-  /** Filter processes: every descendant whose executable is not the next program. */
+  /** Filter processes: every descendant whose executable is not the next program (and an own server). */
   readonly procs: number;
   /** Every process of the tree, root included. */
   readonly tree: number;
@@ -135,21 +159,44 @@ export interface Sample {
   readonly cpuS: number;
 }
 
+/** Whose tree to sample, and how to tell its filter processes and its waiting connections. */
+export interface SampleTarget {
+  readonly root: number;
+  /** The next program's executable: its processes are not the filter's. */
+  readonly exclude: string;
+  /**
+   * Set when the root is an own server (smtp-delay serve) listening on this
+   * port: the root is then a filter process too, and its connections are
+   * counted from its sockets. Unset: tcpserver, one child per connection.
+   */
+  readonly port?: number;
+}
+
 /**
- * Samples the tree under `root`. Filter processes are the descendants whose
- * executable is not `exclude` (the next program, which runs the session after
- * the hand-off and is the same for every peer).
+ * Samples the tree under `t.root`. Filter processes are the live descendants
+ * whose executable is not `t.exclude` (the next program, which runs the
+ * session after the hand-off and is the same for every peer), and the root
+ * itself when it is an own server.
  */
-export async function sample(root: number, exclude: string, t0Ms: number): Promise<Sample> {
+export async function sample(t: SampleTarget, t0Ms: number): Promise<Sample> {
+  const { root, exclude, port } = t;
   const tree = await processTree(root);
-  const pids = [...tree.keys()].filter((pid) => pid !== root);
-  const exes = await Promise.all(pids.map(exeOf));
-  const mine = pids.filter((_, i) => exes[i] !== exclude);
-  const mems = await Promise.all(mine.map(rollup));
+  const below = [...tree.keys()].filter((pid) => pid !== root);
+  const exes = await Promise.all(below.map(exeOf));
+  // No executable: a zombie (an ended next program not reaped yet) or gone.
+  const mine = below.filter((_, i) => exes[i] !== exclude && exes[i] !== "");
+  const next = below.filter((pid, i) => exes[i] === exclude && tree.get(pid)!.ppid === root);
+  if (port !== undefined && tree.has(root)) mine.push(root);
+  const [mems, sockets] = await Promise.all([
+    Promise.all(mine.map(rollup)),
+    port === undefined ? Promise.resolve(0) : establishedOn(port),
+  ]);
   const sum = (k: keyof Memory) => mems.reduce((a, m) => a + m[k], 0);
   return {
     tMs: Math.round(performance.now() - t0Ms),
-    conns: mine.filter((pid) => tree.get(pid)!.ppid === root).length,
+    conns: port === undefined
+      ? mine.filter((pid) => tree.get(pid)!.ppid === root).length
+      : Math.max(sockets - next.length, 0),
     procs: mine.length,
     tree: tree.size,
     pssKb: sum("pssKb"),
@@ -161,8 +208,7 @@ export async function sample(root: number, exclude: string, t0Ms: number): Promi
 
 /** What the sampler worker is asked to do. */
 export interface SamplerRequest {
-  readonly root: number;
-  readonly exclude: string;
+  readonly target: SampleTarget;
   readonly intervalMs: number;
 }
 
@@ -174,8 +220,7 @@ export interface SamplerRequest {
  * DELAY/2) if it shares their thread.
  */
 export function startSampler(
-  root: number,
-  exclude: string,
+  target: SampleTarget,
   intervalMs: number,
 ): { stop(): Promise<Sample[]> } {
   const worker = new Worker(new URL("./sampler_worker.ts", import.meta.url).href, {
@@ -188,7 +233,7 @@ export function startSampler(
       reject(new Error(`Sampler failed: ${e.message}`));
     };
   });
-  const request: SamplerRequest = { root, exclude, intervalMs };
+  const request: SamplerRequest = { target, intervalMs };
   worker.postMessage(request);
   let stopping: Promise<Sample[]> | undefined;
   return {
@@ -213,16 +258,32 @@ export interface PerConnection {
   readonly privateKb: number;
   readonly dirtyKb: number;
   readonly peak: Sample;
+  /** The most Private_Dirty the filter processes held over the run, less the idle sample's: KB in all. */
+  readonly maxDirtyKb: number;
 }
 
 /**
  * The peak is the sample with the most Private_Dirty (as the shared harness
- * does); undefined when no filter process was ever seen (no filter, or no
- * wait).
+ * does) or, `byConns`, the one with the most waiting connections (the most
+ * Private_Dirty among equals): an own server's heap does not shrink when
+ * its clients leave, so its Private_Dirty may top out after they have gone.
+ * Undefined when no filter process was ever seen (no filter, or no wait).
  */
-export function perConnection(idle: Sample, samples: readonly Sample[]): PerConnection | undefined {
+export function perConnection(
+  idle: Sample,
+  samples: readonly Sample[],
+  byConns = false,
+): PerConnection | undefined {
   let peak: Sample | undefined;
-  for (const s of samples) if (!peak || s.dirtyKb > peak.dirtyKb) peak = s;
+  let maxDirtyKb = 0;
+  for (const s of samples) {
+    maxDirtyKb = Math.max(maxDirtyKb, s.dirtyKb - idle.dirtyKb);
+    const more = !peak ||
+      (byConns
+        ? s.conns > peak.conns || (s.conns === peak.conns && s.dirtyKb > peak.dirtyKb)
+        : s.dirtyKb > peak.dirtyKb);
+    if (more) peak = s;
+  }
   if (!peak || peak.conns - idle.conns <= 0) return undefined;
   const conns = peak.conns - idle.conns;
   const per = (k: "pssKb" | "privateKb" | "dirtyKb") =>
@@ -233,5 +294,6 @@ export function perConnection(idle: Sample, samples: readonly Sample[]): PerConn
     privateKb: per("privateKb"),
     dirtyKb: per("dirtyKb"),
     peak,
+    maxDirtyKb,
   };
 }

@@ -17,7 +17,7 @@ async function run(r: SamplerRequest): Promise<void> {
   const t0 = performance.now();
   while (!stopped) {
     const next = performance.now() + r.intervalMs;
-    samples.push(await sample(r.root, r.exclude, t0));
+    samples.push(await sample(r.target, t0));
     const leftMs = next - performance.now();
     if (!stopped && leftMs > 0) {
       await new Promise<void>((resolve) => {

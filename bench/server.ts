@@ -3,15 +3,25 @@
  *
  *     tcpserver -v -R -H -l localhost -c 1000 -b 1024 127.0.0.1 PORT FILTER... RECORDER
  *
- * started under a small, fixed environment, followed through its -v log
- * ("status: N/1000" after every fork and every reaped child), and stopped with
- * every process below it, by pid, even when the benchmark fails.
+ * or a filter that is its own listening server, in tcpserver's place
+ * (`smtp-delay serve -v ... 127.0.0.1 PORT RECORDER`: it writes tcpserver's
+ * lines), started under a small, fixed environment, followed through its -v
+ * log ("status: N/1000" after every fork and every reaped child), and stopped
+ * with every process below it, by pid, even when the benchmark fails.
  */
 import { descendants } from "./proc.ts";
 
 export interface ServerOptions {
-  /** The filter command (empty: the next program alone). */
+  /**
+   * The filter command, run by tcpserver (empty: the next program alone); or,
+   * with `ownServer`, the whole server command, "{port}" where the port goes.
+   */
   readonly filter: readonly string[];
+  /**
+   * `filter` listens by itself, in tcpserver's place: it must write
+   * tcpserver's -v lines ("tcpserver: status: N/M") on stderr.
+   */
+  readonly ownServer?: boolean;
   /** The next program (build/recorder). */
   readonly next: string;
   /** Extra environment for the chain (RECORD_DIR, SMTPDELAY*). */
@@ -22,6 +32,7 @@ export interface ServerOptions {
 
 export interface Server {
   readonly port: number;
+  /** tcpserver's pid, or the own server's. */
   readonly pid: number;
   /** Children tcpserver counts right now (from its last status line). */
   readonly children: number;
@@ -65,7 +76,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     const port = freePort();
     const started = await tryStart(o, port);
     if (started) return started;
-    if (attempt === 5) throw new Error(`tcpserver would not start; see "${o.logPath}"`);
+    if (attempt === 5) throw new Error(`The server would not start; see "${o.logPath}"`);
   }
 }
 
@@ -76,9 +87,12 @@ async function tryStart(o: ServerOptions, port: number): Promise<Server | undefi
     if (value !== undefined) env[name] = value;
   }
   Object.assign(env, o.env);
-  const args = ["-v", "-R", "-H", "-l", "localhost", "-c", "1000", "-b", "1024"];
-  const child = new Deno.Command("tcpserver", {
-    args: [...args, "127.0.0.1", String(port), ...o.filter, o.next],
+  const tcpserver = ["tcpserver", "-v", "-R", "-H", "-l", "localhost", "-c", "1000", "-b", "1024"];
+  const [program, ...args] = o.ownServer
+    ? [...o.filter.map((word) => word.replaceAll("{port}", String(port))), o.next]
+    : [...tcpserver, "127.0.0.1", String(port), ...o.filter, o.next];
+  const child = new Deno.Command(program!, {
+    args,
     env,
     clearEnv: true,
     stdin: "null",
@@ -177,7 +191,7 @@ async function tryStart(o: ServerOptions, port: number): Promise<Server | undefi
     while (children < 0 && !gone) {
       if (await Promise.race([changed(), t.promise]) === "timeout") {
         await server.stop();
-        throw new Error(`tcpserver gave no status line; see "${o.logPath}"`);
+        throw new Error(`The server gave no status line; see "${o.logPath}"`);
       }
     }
   } finally {
@@ -185,7 +199,7 @@ async function tryStart(o: ServerOptions, port: number): Promise<Server | undefi
   }
   if (children < 0) {
     await server.stop();
-    return undefined; // it exited: most likely the port was taken meanwhile
+    return undefined; // it exited: most likely the port was taken meanwhile (or a bad command)
   }
   return server;
 }
