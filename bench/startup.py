@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DENO = os.environ.get("DENO") or os.path.join(ROOT, ".tools/node_modules/.bin/deno")
 PERMISSIONS = open(os.path.join(ROOT, "permissions")).read().split()
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+PLAIN = [p for p in PERMISSIONS if not p.startswith("--v8-flags")]
 
 
 def deno_run(*args):
@@ -40,6 +41,10 @@ VARIANTS = [
     ("floor + import npm:redis", deno_run("--no-lock", "bench/npm/floor_node_redis.ts", "/bin/true")),
     ("product", deno_run("main.ts", "-d", "0", "--store", "none", "/bin/true")),
     ("product, bundled into one file", deno_run(BUNDLE, "-d", "0", "--store", "none", "/bin/true")),
+    # With V8 flags added to `permissions` for a trial run: the product without them, beside.
+    *([("product without the --v8-flags of permissions",
+        [DENO, "run", *PLAIN, "main.ts", "-d", "0", "--store", "none", "/bin/true"])]
+      if PLAIN != PERMISSIONS else []),
     ("product + SQLite store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"sqlite:{STATE_DB}", "/bin/true")),
     ("product + Redis store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"redis://127.0.0.1:{REDIS_PORT}", "/bin/true")),
 ]
