@@ -113,10 +113,7 @@ async function relayOn(config: Config, screened: Screened, ip: string): Promise<
       now,
       startMs,
     );
-    log.event(
-      `END pid=${pid} ip=${ip} why=${end.why} in=${end.fromClient} out=${end.fromChild} ` +
-        `seconds=${log.seconds(now() - startMs)}`,
-    );
+    log.end({ pid, ip, ...end, ms: now() - startMs });
     return (status & 0x7f) === 0 ? (status >> 8) & 0xff : 111;
   } catch (e) {
     if (!(e instanceof SysError)) throw e;

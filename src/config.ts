@@ -120,8 +120,8 @@ export const MEMORY_SETTINGS = [
 export const MAX_TTL_SECONDS = 2_592_000;
 export const MAX_COUNT = 1_000_000;
 
-/** Long options that take a value (serve passes them to the screening). */
-export const LONG_OPTIONS: ReadonlySet<string> = new Set([
+/** Long options that take a value. */
+const LONG_OPTIONS: ReadonlySet<string> = new Set([
   "store",
   "store-timeout",
   "allow",
@@ -130,10 +130,10 @@ export const LONG_OPTIONS: ReadonlySet<string> = new Set([
 ]);
 
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
-/** The letters that take a value (serve passes them to the screening). */
-export const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
+/** The letters that take a value. */
+const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
 /** The letters without a value. */
-export const FLAG_OPTIONS: ReadonlySet<string> = new Set(["S", "v"]);
+const FLAG_OPTIONS: ReadonlySet<string> = new Set(["S", "v"]);
 
 /** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
 export interface Option {

@@ -95,6 +95,28 @@ export function event(line: string): void {
   emit(`${PREFIX}info: ${line}`);
 }
 
+/** How a session after the hand-off ended, when smtp-delay saw it end (a relay, or a cap). */
+export interface SessionEnd {
+  readonly pid: number;
+  readonly ip: string;
+  /** eof | idle | session | reset */
+  readonly why: string;
+  /** Bytes read from the client and from the next program; undefined when not relayed. */
+  readonly fromClient: number | undefined;
+  readonly fromChild: number | undefined;
+  readonly ms: number;
+}
+
+/** `END pid=PID ip=IP why=WHY in=N out=N seconds=S` (`-` for bytes not counted). */
+export function formatEnd(e: SessionEnd): string {
+  return `END pid=${e.pid} ip=${clean(e.ip)} why=${e.why} in=${e.fromClient ?? "-"} ` +
+    `out=${e.fromChild ?? "-"} seconds=${seconds(e.ms)}`;
+}
+
+export function end(e: SessionEnd): void {
+  event(formatEnd(e));
+}
+
 /** -v: the version and usage, on stderr (stdout may be the client). */
 export function usage(version: string, text: string): void {
   emit(`smtp-delay ${version}\n${text}`);

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { clean, formatOutcome, MAX_FIELD, type Outcome, seconds } from "../src/log.ts";
+import {
+  clean,
+  formatEnd,
+  formatOutcome,
+  MAX_FIELD,
+  type Outcome,
+  seconds,
+  type SessionEnd,
+} from "../src/log.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -277,6 +285,34 @@ Deno.test("README's fail2ban failregex matches the EARLY line, and only it", asy
     await t.step(`does not match ${event.toUpperCase()}`, () => {
       const line = stamp + formatOutcome({ ...base, event, action: "exit" });
       assert.equal(re.test(line), false, line);
+    });
+  }
+});
+
+Deno.test("formatEnd() writes the END line with - for bytes not counted", async (t) => {
+  const rows: [string, SessionEnd, string][] = [
+    [
+      "a relayed session",
+      { pid: 42, ip: "192.0.2.2", why: "eof", fromClient: 5120, fromChild: 412, ms: 12_250 },
+      "END pid=42 ip=192.0.2.2 why=eof in=5120 out=412 seconds=12.250",
+    ],
+    [
+      "serve's session cap on a child it did not relay",
+      {
+        pid: 7,
+        ip: "192.0.2.3",
+        why: "session",
+        fromClient: undefined,
+        fromChild: undefined,
+        ms: 900_001,
+      },
+      "END pid=7 ip=192.0.2.3 why=session in=- out=- seconds=900.001",
+    ],
+  ];
+  for (const [name, end, want] of rows) {
+    await t.step(name, () => {
+      const got = formatEnd(end);
+      assert.equal(got, want, `got ${got}, want ${want}`);
     });
   }
 });

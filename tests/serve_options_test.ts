@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
+import { formatIp } from "../src/ip.ts";
 import { MAX_COUNT } from "../src/config.ts";
 import { type Ip, parseIp } from "../src/ip.ts";
 import {
-  hostText,
   parseHost,
   parsePort,
   parseServe,
@@ -388,7 +388,7 @@ Deno.test("parseHost() gives the address tcpserver would bind", async (t) => {
     await t.step(text, () => {
       const got = parseHost(text);
       assert.equal(got.family, family);
-      assert.equal(hostText(got), want);
+      assert.equal(formatIp(got), want);
     });
   }
 });

@@ -8,7 +8,7 @@
  * taken. -v is tcpserver's verbosity here, not the version.
  */
 import { FILTER_OPTIONS, MAX_COUNT, scanOptions, UsageError } from "../config.ts";
-import { formatIp, type Ip, parseIp } from "../ip.ts";
+import { type Ip, parseIp } from "../ip.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
   "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--per-ip N] [--stress N] [--stress-delay N] " +
@@ -185,9 +185,4 @@ function secondsMs(text: string, what: string): number {
     throw new UsageError(`${what} wants seconds from 0 to 300, got "${text}"`);
   }
   return Math.round(Number(text) * 1000);
-}
-
-/** The listening address as logs write it. */
-export function hostText(ip: Ip): string {
-  return formatIp(ip);
 }

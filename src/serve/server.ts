@@ -17,7 +17,7 @@ import { formatIp, type Ip } from "../ip.ts";
 import { type Libc, libc } from "../libc.ts";
 import * as log from "../log.ts";
 import type { Lookup } from "../rdns.ts";
-import type { Memory } from "../remember.ts";
+import { type Memory, processStart, remember } from "../remember.ts";
 import type { Store } from "../store/store.ts";
 import { reply } from "../reply.ts";
 import {
@@ -508,12 +508,8 @@ class Server {
     }
     log.outcome(outcomeOf(screened, ipText, pid, data, relayed));
     void forget(screened.memory, departureOf(screened.verdict));
-    const ended = (why: string, fromClient: number | undefined, fromChild: number | undefined) =>
-      log.event(
-        `END pid=${pid} ip=${ipText} why=${why} in=${fromClient ?? "-"} out=${
-          fromChild ?? "-"
-        } seconds=${log.seconds(now() - startMs)}`,
-      );
+    const logEnd = (why: string, fromClient?: number, fromChild?: number) =>
+      log.end({ pid, ip: ipText, why, fromClient, fromChild, ms: now() - startMs });
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (relayed) {
       this.relays++;
@@ -529,7 +525,7 @@ class Server {
           this.s.close(fd);
           this.s.close(mine);
           this.relays--;
-          ended(end.why, end.fromClient, end.fromChild);
+          logEnd(end.why, end.fromClient, end.fromChild);
         });
     } else {
       this.s.close(fd);
@@ -537,7 +533,7 @@ class Server {
         // No relay: the session cap is a signal to the child.
         timer = setTimeout(() => {
           this.s.kill(pid, SIGTERM);
-          ended("session", undefined, undefined);
+          logEnd("session");
         }, Math.max(0, startMs + config.caps.maxSessionMs - now()));
       }
     }
@@ -594,7 +590,6 @@ class Server {
   }
 
   private async remember(config: Config, ip: Ip, id: number): Promise<Memory> {
-    const { remember } = await import("../remember.ts");
     const mark = `serve:${Deno.pid}:${this.selfStart ?? ""}:`;
     return await remember(config, ip, this.c, {
       pid: -id,
@@ -604,7 +599,7 @@ class Server {
         if (c.start.startsWith(mark)) return this.open.has(-c.pid);
         // Another server on this host: open while that server runs (an over-count at most).
         const [, pid, start] = c.start.split(":");
-        return this.processStart(Number(pid)) === start;
+        return processStart(this.c, Number(pid)) === start;
       },
       // SQLite is synchronous: one handle serves every connection, each change in its own
       // transaction. Redis's WATCH/MULTI needs a connection per change: opened per client.
@@ -644,11 +639,6 @@ class Server {
     }
     return store;
   }
-
-  private processStart(pid: number): string | undefined {
-    const stat = this.c.readProcFile(`/proc/${pid}/stat`);
-    return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  }
 }
 
 /** Under stress every delay is at most `capMs`. */
@@ -664,14 +654,14 @@ export function underStress(config: Config, capMs: number): Config {
   });
 }
 
-/** V8's young generation for serve, in MB: see smallYoungGeneration. */
-const SEMI_SPACE_MB = 1;
+/** V8's young generation for serve: see smallYoungGeneration. */
+const SEMI_SPACE_FLAG = "--max-semi-space-size=1";
 
 /**
  * Serve's garbage is many small objects per client; V8 lets its young
  * generation grow to 16 MB per semi-space under such load, and keeps it. A
- * 1 MB semi-space costs the server little and every waiting client about
- * 2.5 KB less (make bench). V8 flags can only be set at start, and the
+ * 1 MB semi-space costs the server little, and brought a waiting client
+ * from 20 to 13 KB at 1000 waiting (make bench, bench/results/bench.md). V8 flags can only be set at start, and the
  * per-connection filter is better without this one (each start would pay
  * for early scavenges), so serve runs itself again with DENO_V8_FLAGS set,
  * once, before it listens. Skipped when DENO_V8_FLAGS already names a
@@ -683,8 +673,7 @@ function smallYoungGeneration(c: Libc, env: Readonly<Record<string, string>>): v
   const cmdline = c.readProcFile("/proc/self/cmdline");
   if (!cmdline || cmdline.length >= 4000 || !cmdline.endsWith("\0")) return;
   const argv = cmdline.slice(0, -1).split("\0");
-  const setting = `--max-semi-space-size=${SEMI_SPACE_MB}`;
-  Deno.env.set("DENO_V8_FLAGS", flags ? `${flags},${setting}` : setting);
+  Deno.env.set("DENO_V8_FLAGS", flags ? `${flags},${SEMI_SPACE_FLAG}` : SEMI_SPACE_FLAG);
   const why = c.exec([Deno.execPath(), ...argv.slice(1)]);
   Deno.env.set("DENO_V8_FLAGS", flags); // exec failed: go on as we are
   log.warning(`unable to run myself again with a small young generation: ${why}`);
@@ -692,10 +681,9 @@ function smallYoungGeneration(c: Libc, env: Readonly<Record<string, string>>): v
 
 /** The environment for children: without the V8 flag serve set for itself. */
 function ownFlagsOff(env: Readonly<Record<string, string>>): Record<string, string> {
-  const setting = `--max-semi-space-size=${SEMI_SPACE_MB}`;
   const { DENO_V8_FLAGS: flags, ...rest } = env;
-  if (flags === undefined || flags === setting) return rest;
-  return { ...rest, DENO_V8_FLAGS: flags.replace(`,${setting}`, "") };
+  if (flags === undefined || flags === SEMI_SPACE_FLAG) return rest;
+  return { ...rest, DENO_V8_FLAGS: flags.replace(`,${SEMI_SPACE_FLAG}`, "") };
 }
 
 /** `smtp-delay serve ARGS`: returns the exit code (100 usage, 111 system failure). */
@@ -726,8 +714,7 @@ export async function serve(
         `clients beyond get 421 (raise ulimit -n)`,
     );
   }
-  const stat = c.readProcFile("/proc/self/stat");
-  const selfStart = stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  const selfStart = processStart(c, "self");
   let server: Server;
   try {
     server = new Server(options, request.config, ownFlagsOff(env), s, c, selfStart);

@@ -58,8 +58,6 @@ const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
 const SHUT_WR = 1;
 const WNOHANG = 1;
 const SYS_PIDFD_OPEN = 434n;
@@ -80,13 +78,11 @@ const SYMBOLS = {
   listen: { parameters: ["i32", "i32"], result: "i32" },
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
@@ -156,10 +152,6 @@ export interface Sys {
   reap(pid: number): number | undefined;
   /** A connected pair of stream sockets (for a relay), both close-on-exec and blocking. */
   socketPair(): [number, number];
-  /** Reads what is waiting, without blocking: bytes, 0 at the end, or -errno. */
-  recv(fd: number, buf: Uint8Array): number;
-  /** Writes what fits, without blocking and without SIGPIPE: bytes written, or -errno. */
-  send(fd: number, bytes: Uint8Array): number;
   /** Makes `fd` non-blocking (for a relay, which owns it). */
   setNonBlocking(fd: number): void;
   /** read(2) on a non-blocking fd: bytes, 0 at the end, or -errno. */
@@ -366,14 +358,6 @@ function wrap(sym: Symbols): Sys {
         fail("create a socket pair");
       }
       return [fds[0]!, fds[1]!];
-    },
-    recv(fd, buf) {
-      const n = Number(sym.recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
-      return n < 0 ? -errno() : n;
-    },
-    send(fd, bytes) {
-      const n = Number(sym.send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));
-      return n < 0 ? -errno() : n;
     },
     setNonBlocking(fd) {
       const flags = sym.fcntl(fd, F_GETFL, 0);
