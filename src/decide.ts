@@ -38,7 +38,10 @@ export type Refusal =
 /**
  * The delay for this client, and which memory rules chose it: a penalty
  * means the `noptr` delay, a recent pass the `ptr` delay (the penalty wins),
- * otherwise the tier's; a fast reconnect rate can only make it longer.
+ * otherwise the tier's. A fast reconnect rate can only make it longer, and
+ * only for a client not in good standing: one that passed recently and was
+ * not caught since is never slowed for its volume (postscreen's PASS OLD; a
+ * big provider sends many messages from few addresses).
  */
 export function delayFor(
   config: Config,
@@ -54,7 +57,8 @@ export function delayFor(
     delayMs = config.delayMs.ptr;
     applied.push("passed");
   }
-  if (memory && memory.rateWaitMs > delayMs) {
+  const trusted = memory?.passed === true && !memory.penalised;
+  if (memory && !trusted && memory.rateWaitMs > delayMs) {
     delayMs = memory.rateWaitMs;
     applied.push("rate");
   }
@@ -92,15 +96,10 @@ export function memoryRefusal(config: Config, memory: Recall | undefined): Refus
   return undefined;
 }
 
-/** Why the client is refused, if it is: the memory's reasons, then -N. */
-function refusal(config: Config, facts: Facts): Refusal | undefined {
-  const byMemory = memoryRefusal(config, facts.memory);
-  if (byMemory) return byMemory;
-  if (
-    facts.tier === "noptr" && facts.lookup === "none" && !config.justDelay &&
-    facts.roll < config.refuseNoptrPercent
-  ) return "noptr";
-  return undefined;
+/** -N: a client without a PTR (the DNS said so), and the dice said refuse. */
+function refusesNoptr(config: Config, facts: Facts): boolean {
+  return facts.tier === "noptr" && facts.lookup === "none" && !config.justDelay &&
+    facts.roll < config.refuseNoptrPercent;
 }
 
 const REFUSAL_TEXT: Readonly<Record<Refusal, string>> = {
@@ -110,22 +109,31 @@ const REFUSAL_TEXT: Readonly<Record<Refusal, string>> = {
   maxrate: BUSY_TEXT,
 };
 
+/** A refusal: 421 with -S, else RBLSMTPD for rblsmtpd. */
+function refuse(config: Config, why: Refusal): Verdict {
+  return config.standalone
+    ? { kind: "reply", event: "refused", reply: reply(421, REFUSAL_TEXT[why]), refusal: why }
+    : { kind: "pass", event: "refused", rblsmtpd: REFUSAL_TEXT[why], refusal: why };
+}
+
+/**
+ * The verdict, in this order: a hang-up, an exemption, the memory's
+ * refusals (decided on arrival: a boxed client gets the box's 421 whatever
+ * it sends, and no new strike), early talk, -N, then the delay.
+ */
 export function decide(config: Config, facts: Facts): Verdict {
   const { watched } = facts;
   const rblsmtpdPass = config.justDelay ? "" : undefined;
   if (watched.kind === "closed") return { kind: "drop", event: "closed" };
   if (facts.exempt) return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
+  const byMemory = memoryRefusal(config, facts.memory);
+  if (byMemory) return refuse(config, byMemory);
   if (watched.kind === "early") {
     return config.standalone
       ? { kind: "reply", event: "early", reply: reply(451, EARLY_TEXT) }
       : { kind: "pass", event: "early", rblsmtpd: EARLY_TEXT };
   }
-  const why = refusal(config, facts);
-  if (why) {
-    return config.standalone
-      ? { kind: "reply", event: "refused", reply: reply(421, REFUSAL_TEXT[why]), refusal: why }
-      : { kind: "pass", event: "refused", rblsmtpd: REFUSAL_TEXT[why], refusal: why };
-  }
+  if (refusesNoptr(config, facts)) return refuse(config, "noptr");
   if (!facts.delayOver) return { kind: "wait" };
   return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
 }

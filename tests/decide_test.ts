@@ -433,10 +433,16 @@ Deno.test("delayFor() picks the delay by tier and memory, and names the rules it
       want: { delayMs: 5000, applied: [] },
     },
     {
-      name: "rate after a pass: longer than the pass's short delay",
+      name: "no rate after a pass: a sender in good standing is not slowed for its volume",
       tier: "dynamic",
       memory: memory({ passed: true, rateWaitMs: 2000 }),
-      want: { delayMs: 2000, applied: ["passed", "rate"] },
+      want: { delayMs: 1000, applied: ["passed"] },
+    },
+    {
+      name: "rate after a pass and a penalty since: the penalty and the rate",
+      tier: "ptr",
+      memory: memory({ passed: true, penalised: true, rateWaitMs: 40_000 }),
+      want: { delayMs: 40_000, applied: ["penalty", "rate"] },
     },
     {
       name: "rate after a penalty: longer than noptr's",
@@ -702,26 +708,38 @@ Deno.test("decide() refuses a client over --max-conns or --max-rate with 421", a
   ]);
 });
 
-Deno.test("decide() puts early talk before every refusal, and a hang-up before everything", async (t) => {
+Deno.test("decide() puts the memory's refusals before early talk, and a hang-up before everything", async (t) => {
   const over = memory({ boxUntil: 1, open: 9, arrivals: 9 });
   const limits = ["--max-conns", "1", "--max-rate", "1"];
   await table(t, [
     {
-      name: "boxed and early, -S: 451",
+      name: "boxed and early, -S: the box's 421, not 451",
       args: ["-S"],
       facts: { memory: BOXED, watched: EARLY },
-      want: REPLY_451,
+      want: REPLY_BOXED,
     },
     {
-      name: "boxed and early, without -S: the early text",
+      name: "boxed and early, without -S: the box's text",
       args: [],
       facts: { memory: BOXED, watched: EARLY },
-      want: PASS_EARLY,
+      want: PASS_BOXED,
     },
     {
-      name: "over the limits and early: 451",
-      args: ["-S", ...limits],
-      facts: { memory: memory({ open: 9, arrivals: 9 }), watched: EARLY },
+      name: "over --max-conns and early: 421",
+      args: ["-S", "--max-conns", "1"],
+      facts: { memory: memory({ open: 9 }), watched: EARLY },
+      want: refused(true, BUSY_TEXT, "conns"),
+    },
+    {
+      name: "over --max-rate and early: 421",
+      args: ["-S", "--max-rate", "1"],
+      facts: { memory: memory({ arrivals: 9 }), watched: EARLY },
+      want: refused(true, BUSY_TEXT, "maxrate"),
+    },
+    {
+      name: "-N and early: 451 (early talk comes before -N)",
+      args: ["-S", "-N", "100"],
+      facts: { tier: "noptr", lookup: "none", roll: 0, watched: EARLY },
       want: REPLY_451,
     },
     {
