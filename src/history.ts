@@ -5,7 +5,7 @@
  * A store (src/store/) keeps one Record per key and applies the Changes made
  * here atomically; `recall` turns a record into the facts the decision uses.
  */
-import { formatIp, type Ip } from "./ip.ts";
+import { formatIp, formatIpShort, type Ip } from "./ip.ts";
 import type { Change, LiveConn, Record } from "./store/store.ts";
 
 /** The memory's settings, all in ms or counts; 0 switches a limit off. */
@@ -37,14 +37,11 @@ export const MAX_ARRIVALS = 1000;
 
 export const EMPTY: Record = Object.freeze({ strikes: 0, boxes: 0, arrivals: [], live: [] });
 
-/** The key of a client: the IPv4 address, or the IPv6 /64 (as `2001:db8:0:1::/64`). */
+/** The key of a client: the IPv4 address, or the IPv6 /64 in RFC 5952's form (`2001:db8::/64`). */
 export function keyOf(ip: Ip): string {
   if (ip.family === 4) return formatIp(ip);
-  const net = formatIp({
-    family: 6,
-    bytes: Uint8Array.from([...ip.bytes.slice(0, 8), ...new Uint8Array(8)]),
-  });
-  return net.split(":").slice(0, 4).join(":") + "::/64";
+  const net = Uint8Array.from([...ip.bytes.slice(0, 8), ...new Uint8Array(8)]);
+  return `${formatIpShort({ family: 6, bytes: net })}/64`;
 }
 
 /** When a record may be forgotten: when nothing in it counts any more. */

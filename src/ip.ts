@@ -70,6 +70,27 @@ export function formatIp(ip: Ip): string {
   return groups.join(":");
 }
 
+/**
+ * The short IPv6 text of RFC 5952: the longest run of two or more zero
+ * groups (the first, on a tie) written `::` (`2001:db8::`, `::1`); IPv4 as
+ * formatIp.
+ */
+export function formatIpShort(ip: Ip): string {
+  const groups = formatIp(ip).split(":");
+  if (ip.family === 4) return groups[0]!;
+  let best = { at: -1, length: 1 };
+  for (let i = 0; i < groups.length;) {
+    let j = i;
+    while (j < groups.length && groups[j] === "0") j++;
+    if (j - i > best.length) best = { at: i, length: j - i };
+    i = j > i ? j : i + 1;
+  }
+  if (best.at < 0) return groups.join(":");
+  const head = groups.slice(0, best.at).join(":");
+  const tail = groups.slice(best.at + best.length).join(":");
+  return `${head}::${tail}`;
+}
+
 /** The name a PTR query asks for: d.c.b.a.in-addr.arpa or the ip6.arpa nibbles. */
 export function reverseName(ip: Ip): string {
   if (ip.family === 4) return [...ip.bytes].reverse().join(".") + ".in-addr.arpa";

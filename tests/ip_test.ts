@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatIp, type Ip, parseIp, reverseName } from "../src/ip.ts";
+import { formatIp, formatIpShort, type Ip, parseIp, reverseName } from "../src/ip.ts";
 
 const v4 = (...bytes: number[]): Ip => ({ family: 4, bytes: Uint8Array.from(bytes) });
 const v6 = (...bytes: number[]): Ip => {
@@ -179,6 +179,29 @@ Deno.test("formatIp() output parses back to the same address", async (t) => {
     await t.step(text, () => {
       const ip = parseIp(text)!;
       assert.deepEqual(plain(parseIp(formatIp(ip))), plain(ip));
+    });
+  }
+});
+
+Deno.test("formatIpShort() writes RFC 5952's form: the longest zero run as ::, the first on a tie", async (t) => {
+  const rows: [string, string][] = [
+    ["192.0.2.10", "192.0.2.10"],
+    ["::1", "::1"],
+    ["::", "::"],
+    ["2001:DB8::A", "2001:db8::a"],
+    ["2001:db8:0:1::", "2001:db8:0:1::"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"], // one zero group stays
+    ["1:0:0:1:0:0:1:1", "1::1:0:0:1:1"], // a tie: the first run
+    ["1:0:0:1:0:0:0:1", "1:0:0:1::1"], // the longest run
+    ["0:0:1:2:3:4:5:6", "::1:2:3:4:5:6"],
+    ["1:2:3:4:5:6:0:0", "1:2:3:4:5:6::"],
+    ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+  ];
+  for (const [text, want] of rows) {
+    await t.step(text, () => {
+      const ip = parseIp(text)!;
+      assert.equal(formatIpShort(ip), want);
+      assert.deepEqual(plain(parseIp(want)), plain(ip), "parses back to the same address");
     });
   }
 });
