@@ -12,7 +12,11 @@ const s = sys();
 const now = () => performance.now();
 const NO_CAPS: Caps = { maxSessionMs: 0, maxIdleMs: 0, maxBytesPerSecond: 0 };
 
-/** A relay between two socket pairs; the test holds the far ends. */
+/**
+ * A relay between two socket pairs; the test holds the far ends. The relay
+ * reads `clock` (performance.now() unless the test gives its own) and its
+ * session began at `startMs` by that clock.
+ */
 class Rig {
   readonly client: number; // the test's client end
   readonly child: number; // the test's child end
@@ -22,7 +26,7 @@ class Rig {
   private over = false;
   readonly running: Promise<void>;
 
-  constructor(caps: Caps) {
+  constructor(caps: Caps, clock: () => number = now, readonly startMs = clock()) {
     const [client, clientSide] = s.socketPair();
     const [child, childSide] = s.socketPair();
     this.client = client;
@@ -30,14 +34,13 @@ class Rig {
     this.ends = [client, clientSide, child, childSide];
     s.setNonBlocking(client);
     s.setNonBlocking(child);
-    const start = now();
     this.done = relay(
       this.loop,
       s,
       { clientIn: clientSide, clientOut: clientSide, child: childSide },
       caps,
-      now,
-      start,
+      clock,
+      startMs,
     ).finally(() => {
       this.over = true;
       this.loop.wake();
@@ -172,6 +175,32 @@ Deno.test("relay() ends a session after --max-session however busy it is", async
   assert.equal(end.why, "session");
   assert.ok(ms >= 190 && ms < 1_000, `ended after ${ms.toFixed(0)} ms, want about 200`);
   await rig.close();
+});
+
+Deno.test("relay() ends a session no sooner than a cap by its clock, however early its timers fire", async (t) => {
+  const rows: Array<{ why: RelayEnd["why"]; caps: Caps }> = [
+    { why: "session", caps: { ...NO_CAPS, maxSessionMs: 1 } },
+    { why: "idle", caps: { ...NO_CAPS, maxIdleMs: 1 } },
+  ];
+  for (const { why, caps } of rows) {
+    await t.step(`${why}: due at 1 ms, the clock stands at 0.5 ms`, async () => {
+      // setTimeout drops a delay's fraction and keeps its own clock: the timer
+      // for what is left (0.5 ms, or 1 ms from the start) fires while the
+      // relay's clock still reads 0.5.
+      let clockMs = 0;
+      const rig = new Rig(caps, () => clockMs);
+      clockMs = 0.5;
+      let over = false;
+      void rig.done.then(() => {
+        over = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(over, false, `ended with the clock at ${clockMs} ms, before the 1 ms cap`);
+      clockMs = 1;
+      assert.equal((await rig.done).why, why);
+      await rig.close();
+    });
+  }
 });
 
 Deno.test("relay() reads at most --max-bytes-per-second from the client", async () => {

@@ -208,19 +208,22 @@ export function relay(
     loop.add(fd, EPOLLONESHOT, onEvent(fd));
     armed.set(fd, 0);
   }
-  if (caps.maxSessionMs > 0) {
-    timers.push(
-      setTimeout(() => finish("session"), Math.max(0, startMs + caps.maxSessionMs - now())),
-    );
-  }
-  if (caps.maxIdleMs > 0) {
-    const idle = () => {
-      const left = last + caps.maxIdleMs - now();
-      if (left <= 0) return finish("idle");
-      timers.push(setTimeout(idle, left));
+  /**
+   * Ends the relay with `why` once `dueMs()` has come by `now`. setTimeout
+   * drops the fraction of a delay and keeps its own clock, so its timer may
+   * fire a little early: the cap is checked again then, and the timer set
+   * again for what is left.
+   */
+  const endWhenDue = (why: RelayWhy, dueMs: () => number) => {
+    const check = () => {
+      const leftMs = dueMs() - now();
+      if (leftMs <= 0) return finish(why);
+      timers.push(setTimeout(check, Math.ceil(leftMs)));
     };
-    timers.push(setTimeout(idle, caps.maxIdleMs));
-  }
+    timers.push(setTimeout(check, Math.max(0, Math.ceil(dueMs() - now()))));
+  };
+  if (caps.maxSessionMs > 0) endWhenDue("session", () => startMs + caps.maxSessionMs);
+  if (caps.maxIdleMs > 0) endWhenDue("idle", () => last + caps.maxIdleMs);
   step();
   return result;
 }
