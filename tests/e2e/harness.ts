@@ -606,7 +606,13 @@ export async function startServer(mode: Mode, options: ModeOptions): Promise<Any
  */
 export class Peer {
   readonly received: number[] = [];
-  readonly connectedAt = performance.now();
+  /**
+   * performance.now() when the connection was asked for: before the server
+   * could accept it and start its clock (a delay, a cap), so a lower bound on
+   * a server's time holds from here; the client's "connect" event may come
+   * after the server's accept.
+   */
+  readonly connectedAt: number;
   /** performance.now() when the first byte arrived. */
   firstByteAt: number | undefined;
   /** performance.now() when the server's FIN (or a close or an error) arrived. */
@@ -617,7 +623,8 @@ export class Peer {
   readonly localAddress: string;
   private waiters: Array<() => void> = [];
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(private readonly socket: net.Socket, connectedAt: number) {
+    this.connectedAt = connectedAt;
     this.localPort = socket.localPort!;
     this.localAddress = socket.localAddress!;
     socket.on("data", (d: Uint8Array) => {
@@ -643,12 +650,13 @@ export class Peer {
       TIMEOUT_MS,
       `connect to ${host} port ${port}${from === undefined ? "" : ` from ${from}`}`,
       new Promise((resolve, reject) => {
+        const askedAt = performance.now();
         const socket = net.createConnection({
           host,
           port,
           ...(from === undefined ? {} : { localAddress: from }),
         });
-        socket.once("connect", () => resolve(new Peer(socket)));
+        socket.once("connect", () => resolve(new Peer(socket, askedAt)));
         socket.once("error", reject);
       }),
     );
