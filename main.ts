@@ -6,7 +6,14 @@
  * usage, 111 when the next program cannot run or the system fails.
  */
 import { readClient } from "./src/client.ts";
-import { type Config, needsRelay, parseConfig, USAGE, UsageError, VERSION } from "./src/config.ts";
+import {
+  type Config,
+  needsRelay,
+  noRblsmtpdWarning,
+  parseConfig,
+  runsRblsmtpd,
+  UsageError,
+} from "./src/config.ts";
 import { answer, handOn } from "./src/handoff.ts";
 import { libc } from "./src/libc.ts";
 import * as log from "./src/log.ts";
@@ -35,11 +42,13 @@ async function run(): Promise<number> {
     return await serve(Deno.args.slice(1), env);
   }
   const request = parseConfig(Deno.args, env);
-  if (request.kind === "version") {
-    log.usage(VERSION, USAGE);
+  if (request.kind === "print") {
+    if (request.stdout) Deno.stdout.writeSync(new TextEncoder().encode(request.text + "\n"));
+    else log.usage(request.text);
     return 0;
   }
   const config: Config = request.config;
+  for (const warning of request.warnings) log.warning(warning);
   const client = readClient(env);
   const patterns = config.patternFile ? readPatterns(config.patternFile) : undefined;
   const allow = await loadExemptions(config.allowFile);
@@ -79,6 +88,9 @@ async function run(): Promise<number> {
     case "pass": {
       const relayed = needsRelay(config.caps);
       log.outcome(outcomeOf(screened, client.ipText, Deno.pid, peek(), relayed));
+      if (verdict.event !== "pass" && !runsRblsmtpd(config.program)) {
+        log.warning(noRblsmtpdWarning(config.program));
+      }
       await forget(screened.memory, departureOf(verdict));
       if (relayed) return await relayOn(config, screened, client.ipText);
       // The session cap without a relay: an alarm, which exec keeps.

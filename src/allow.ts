@@ -10,6 +10,7 @@
  */
 import { UsageError } from "./config.ts";
 import { type Ip, parseIp } from "./ip.ts";
+import { reason } from "./log.ts";
 
 export interface Allowlist {
   readonly nets: ReadonlyArray<{ readonly ip: Ip; readonly bits: number }>;
@@ -62,9 +63,9 @@ export function loadAllowlist(path: string): Allowlist {
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    throw new UsageError(`Unable to read allowlist "${path}": ${(e as Error).message}`);
+    throw new UsageError(`unable to read allowlist "${path}": ${reason(e)}`);
   }
-  return parseAllowlist(text, `Allowlist "${path}"`);
+  return parseAllowlist(text, `allowlist "${path}"`);
 }
 
 /** True when `name` is one of the suffixes or a name under one. */

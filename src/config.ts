@@ -10,11 +10,55 @@ import { parseIp } from "./ip.ts";
 
 export const VERSION = "0.1.0";
 
-export const USAGE =
-  "usage: smtp-delay [-d N] [-D N] [-P N] [-N N] [-t N] [-f FILE] [-S] [-v] [--store URL] " +
-  "[--allow FILE] [--SETTING N ...] [--max-session N] [--max-idle N] [--max-bytes-per-second N] " +
-  "[prog [arg ...]] | smtp-delay state show|list|forgive|expire | " +
-  "smtp-delay serve [tcpserver options] [options] HOST PORT prog [arg ...]";
+/** The short usage, in usage errors and after -v. */
+export const USAGE = "usage: smtp-delay [options] prog [arg ...] | " +
+  "smtp-delay serve [options] HOST PORT prog [arg ...] | " +
+  "smtp-delay state [--store URL] show|list|forgive|expire (see smtp-delay --help)";
+
+/** The filter's usage, in its usage errors. */
+export const FILTER_USAGE = "usage: smtp-delay [options] prog [arg ...]; see smtp-delay --help";
+
+/**
+ * --help: every form and option, in 80 columns (the README has the rest).
+ * The memory's and the caps' lines come from their tables.
+ */
+export function helpText(): string {
+  const settings = (table: ReadonlyArray<readonly [string, string, string, string, number]>) =>
+    table.map(([option, variable, , unit, fallback]) =>
+      `  --${option} N`.padEnd(30) + `${variable} [${fallback}${unit === "seconds" ? " s" : ""}]`
+    );
+  return [
+    `smtp-delay ${VERSION}: holds the SMTP banner back by reverse DNS and memory,`,
+    "and rejects clients that talk before it.",
+    "",
+    "usage: smtp-delay [options] prog [arg ...]",
+    "       smtp-delay serve [tcpserver options] [serve options] [options]",
+    "                        HOST PORT prog [arg ...]",
+    "       smtp-delay state [--store URL] show ADDR | list | forgive ADDR | expire",
+    "       smtp-delay --help | --version",
+    "",
+    "Options, and the variables that set them per client (the variable wins):",
+    "  -d N                        SMTPDELAYd: delay of the ptr tier [0.25 s]",
+    "  -D N                        SMTPDELAYD: delay of the dynamic tier [16 s]",
+    "  -P N                        SMTPDELAYP: delay of the noptr tier [26 s]",
+    "  -N N                        SMTPDELAYN: % of noptr clients refused [0]",
+    "  -t N                        longest PTR lookup [5 s]",
+    "  -f FILE                     dynamic-name patterns instead of the built-ins",
+    "  -S                          answer early talkers (451), refusals (421)",
+    "  -v                          the version and the usage, on stderr",
+    "  --store URL                 SMTPDELAY_STORE: sqlite:/PATH, none,",
+    "                              redis://HOST[:PORT][/DB]",
+    `                              [${DEFAULT_STORE}]`,
+    "  --store-timeout N           SMTPDELAY_STORE_TIMEOUT [0.2 s]",
+    "  --allow FILE                SMTPDELAY_ALLOW: CIDRs and names exempt",
+    ...settings(MEMORY_SETTINGS),
+    ...settings(CAP_SETTINGS),
+    "",
+    "serve takes tcpserver's -1 -c N -x CDB -X -h -H -l NAME -b N -q -Q -v -R -U",
+    "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N.",
+    "Exit codes: 0 answered or hung up, 100 usage, 111 temporary failure.",
+  ].join("\n");
+}
 
 /** A bad option or environment value: exit 100. */
 export class UsageError extends Error {
@@ -79,8 +123,36 @@ export function needsRelay(caps: Caps): boolean {
   return caps.maxIdleMs > 0 || caps.maxBytesPerSecond > 0;
 }
 
-/** What the command line asks for: a run, or the usage and version text. */
-export type Request = { kind: "run"; config: Config } | { kind: "version" };
+/**
+ * Whether the next program's chain runs rblsmtpd, the one program that acts
+ * on RBLSMTPD: a word of its command line named rblsmtpd (chain loading puts
+ * the whole chain there: `fixcrio rblsmtpd -r zen qmail-smtpd`).
+ */
+export function runsRblsmtpd(program: readonly string[]): boolean {
+  return program.some((word) => word.slice(word.lastIndexOf("/") + 1) === "rblsmtpd");
+}
+
+/** The warning for a client handed on with RBLSMTPD set to a chain without rblsmtpd. */
+export function noRblsmtpdWarning(program: readonly string[]): string {
+  return `RBLSMTPD is set for ${program[0]}, which does not act on it: without -S only ` +
+    "rblsmtpd refuses the client (put rblsmtpd after smtp-delay, or use -S)";
+}
+
+/**
+ * What the command line asks for: a run (with the warnings its settings
+ * call for), or a text to print: -v (version and usage, on stderr: under
+ * tcpserver stdout is the client), --version and --help (on stdout).
+ */
+export type Request =
+  | { kind: "run"; config: Config; warnings: readonly string[] }
+  | { kind: "print"; text: string; stdout: boolean };
+
+/** The texts of -v, --version and --help. */
+export function printRequest(letter: "v" | "--version" | "--help"): Request {
+  if (letter === "--help") return { kind: "print", text: helpText(), stdout: true };
+  if (letter === "--version") return { kind: "print", text: `smtp-delay ${VERSION}`, stdout: true };
+  return { kind: "print", text: `smtp-delay ${VERSION}\n${USAGE}`, stdout: false };
+}
 
 export const DEFAULTS = {
   delayMs: { ptr: 250, dynamic: 16_000, noptr: 26_000 },
@@ -135,6 +207,9 @@ const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
 /** The letters without a value. */
 const FLAG_OPTIONS: ReadonlySet<string> = new Set(["S", "v"]);
 
+/** Long options without a value that every command takes. */
+const LONG_FLAGS: ReadonlySet<string> = new Set(["help", "version"]);
+
 /** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
 export interface Option {
   readonly letter: string;
@@ -157,7 +232,8 @@ export interface OptionSet {
  * getopt(3) as djb's programs use it: options first, clustered flags (`-Sv`),
  * values attached or separate (`-d5`, `-d 5`), `--` ends the options, and the
  * first word that is not an option starts the program. Long options take a
- * value, attached or separate (`--store URL`, `--store=URL`).
+ * value, attached or separate (`--store URL`, `--store=URL`), but for
+ * `--help` and `--version`, which every command takes and which take none.
  */
 export function scanOptions(
   args: readonly string[],
@@ -166,7 +242,7 @@ export function scanOptions(
   const options: Option[] = [];
   let i = 0;
   const valueAfter = (what: string): string => {
-    if (i + 1 >= args.length) throw new UsageError(`Option ${what} needs a value`);
+    if (i + 1 >= args.length) throw new UsageError(`option ${what} needs a value`);
     return args[++i]!;
   };
   for (; i < args.length; i++) {
@@ -179,7 +255,11 @@ export function scanOptions(
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
-      if (!set.longs.has(name)) throw new UsageError(`Unknown option "--${name}"`);
+      if (LONG_FLAGS.has(name) && eq < 0) {
+        options.push({ letter: `--${name}`, value: "" });
+        continue;
+      }
+      if (!set.longs.has(name)) throw new UsageError(`unknown option "--${name}"`);
       const value = eq < 0 ? valueAfter(`--${name}`) : arg.slice(eq + 1);
       options.push({ letter: `--${name}`, value });
       continue;
@@ -193,7 +273,7 @@ export function scanOptions(
         options.push({ letter, value });
         break;
       } else {
-        throw new UsageError(set.refused?.(letter) ?? `Unknown option "-${letter}"`);
+        throw new UsageError(set.refused?.(letter) ?? `unknown option "-${letter}"`);
       }
     }
   }
@@ -285,6 +365,38 @@ export function parseStore(text: string, what: string): string {
   return text;
 }
 
+/** The memory's settings that do nothing without a store. */
+const STORE_SETTINGS = [
+  ...MEMORY_SETTINGS.map(([option, variable]) => [option, variable] as const),
+  ["store-timeout", "SMTPDELAY_STORE_TIMEOUT"] as const,
+];
+
+/**
+ * What `--store none` makes of the memory's settings: beside a memory
+ * option of the run file it can never work, a usage error; when the store
+ * in effect (`store`, said by `from`) is none, a memory variable (tcprules,
+ * for some clients) does nothing, a warning returned for the caller to log.
+ * A run file's options beside SMTPDELAY_STORE=none for some clients is the
+ * admin's meaning, and says nothing.
+ */
+function withoutStore(
+  options: readonly Option[],
+  env: Readonly<Record<string, string | undefined>>,
+  store: { text: string; what: string } | undefined,
+): string[] {
+  const none = options.findLast((o) => o.letter === "--store")?.value === "none";
+  const warnings: string[] = [];
+  for (const [option, variable] of STORE_SETTINGS) {
+    if (none && options.some((o) => o.letter === `--${option}`)) {
+      throw new UsageError(`--${option} needs a store, and --store none has none`);
+    }
+    if (store?.text === "none" && env[variable]) {
+      warnings.push(`${variable} does nothing without a store (${store.what} none)`);
+    }
+  }
+  return warnings;
+}
+
 /** Environment variables that override an option for one client (tcprules). */
 export const ENV_OVERRIDES = [
   ["SMTPDELAYd", "d"],
@@ -303,7 +415,9 @@ export function parseConfig(
   env: Readonly<Record<string, string | undefined>>,
 ): Request {
   const { options, rest } = getopt(args);
-  if (options.some((o) => o.letter === "v")) return { kind: "version" };
+  const asked = options.find((o) => o.letter === "--help") ??
+    options.find((o) => o.letter === "--version" || o.letter === "v");
+  if (asked) return printRequest(asked.letter as "v" | "--version" | "--help");
   // -N is a percentage, the other numbers are seconds (kept as milliseconds).
   const parse = (letter: string, text: string, what: string) =>
     letter === "N" ? parsePercent(text, what) : parseSeconds(text, what);
@@ -351,15 +465,17 @@ export function parseConfig(
     ? parseStoreTimeout(timeoutGiven.text, timeoutGiven.what)
     : DEFAULTS.storeTimeoutMs;
   const allowFile = long("allow", "SMTPDELAY_ALLOW")?.text || undefined;
+  const warnings = withoutStore(options, env, storeGiven);
 
   const mode = env.SMTPDELAY ?? "";
   if (mode !== "" && mode !== "JUSTDELAY") {
     throw new UsageError(`SMTPDELAY wants JUSTDELAY or nothing, got "${mode}"`);
   }
-  if (rest.length === 0) throw new UsageError(`No program to run (${USAGE})`);
+  if (rest.length === 0) throw new UsageError(`no program to run (${FILTER_USAGE})`);
 
   return {
     kind: "run",
+    warnings,
     config: Object.freeze({
       delayMs: Object.freeze({
         ptr: numbers.get("d") ?? DEFAULTS.delayMs.ptr,

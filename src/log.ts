@@ -44,6 +44,16 @@ export function clean(value: string | Uint8Array | undefined, max = MAX_FIELD): 
   return out === "" ? "-" : out;
 }
 
+/**
+ * Why an operation failed, as a log line says it: the error's message
+ * without what Deno adds to the system's (`No such file or directory (os
+ * error 2): readfile '/x'` becomes `No such file or directory`).
+ */
+export function reason(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return message.replace(/ \(os error \d+\)[^]*$/, "");
+}
+
 /** Milliseconds as seconds with three decimals. */
 export function seconds(ms: number): string {
   return (ms / 1000).toFixed(3);
@@ -118,6 +128,6 @@ export function end(e: SessionEnd): void {
 }
 
 /** -v: the version and usage, on stderr (stdout may be the client). */
-export function usage(version: string, text: string): void {
-  emit(`smtp-delay ${version}\n${text}`);
+export function usage(text: string): void {
+  emit(text);
 }

@@ -105,9 +105,9 @@ export function readPatterns(path: string): RegExp[] {
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    throw new UsageError(`Unable to read pattern file "${path}": ${(e as Error).message}`);
+    throw new UsageError(`unable to read pattern file "${path}": ${log.reason(e)}`);
   }
-  return parsePatterns(text, `Pattern file "${path}"`);
+  return parsePatterns(text, `pattern file "${path}"`);
 }
 
 /** The exemptions of the allowlist, loaded only when there is one. */

@@ -4,7 +4,9 @@ import {
   type Config,
   DEFAULT_STORE,
   DEFAULTS,
+  FILTER_USAGE,
   getopt,
+  helpText,
   MAX_COUNT,
   MAX_SECONDS,
   MAX_TTL_SECONDS,
@@ -14,8 +16,10 @@ import {
   parseDecimal,
   parseNameServer,
   parseStore,
+  runsRblsmtpd,
   USAGE,
   UsageError,
+  VERSION,
 } from "../src/config.ts";
 import { assertUsageError } from "./fixtures/assert.ts";
 
@@ -524,26 +528,54 @@ Deno.test("parseConfig() rejects a bad option even when a variable overrides it"
   assertUsageError(() => parseConfig(["-d", "abc", "prog"], { SMTPDELAYd: "2" }), "-d", '"abc"');
 });
 
-Deno.test("parseConfig() answers -v with the version request", async (t) => {
-  const rows: { name: string; args: string[]; env: Env }[] = [
-    { name: "-v alone, no program needed", args: ["-v"], env: {} },
-    { name: "-v among options", args: ["-S", "-d", "1", "-v", "prog"], env: {} },
-    { name: "clustered -Sv", args: ["-Sv"], env: {} },
-    { name: "-v before a bad variable", args: ["-v"], env: { SMTPDELAY: "bad" } },
+Deno.test("parseConfig() answers -v, --version and --help with a text to print", async (t) => {
+  const version = { kind: "print", text: `smtp-delay ${VERSION}\n${USAGE}`, stdout: false };
+  const versionOnly = { kind: "print", text: `smtp-delay ${VERSION}`, stdout: true };
+  const help = { kind: "print", text: helpText(), stdout: true };
+  const rows: { name: string; args: string[]; env: Env; want: unknown }[] = [
+    { name: "-v alone, no program needed", args: ["-v"], env: {}, want: version },
+    { name: "-v among options", args: ["-S", "-d", "1", "-v", "prog"], env: {}, want: version },
+    { name: "clustered -Sv", args: ["-Sv"], env: {}, want: version },
+    { name: "-v before a bad variable", args: ["-v"], env: { SMTPDELAY: "bad" }, want: version },
+    {
+      name: "--version: the version alone, on stdout",
+      args: ["--version"],
+      env: {},
+      want: versionOnly,
+    },
+    { name: "--help: the help, on stdout", args: ["--help"], env: {}, want: help },
+    { name: "--help wins over -v", args: ["-v", "--help"], env: {}, want: help },
+    { name: "--help after options", args: ["-S", "-d", "1", "--help"], env: {}, want: help },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      assert.deepEqual(parseConfig(row.args, row.env), { kind: "version" });
+      assert.deepEqual(parseConfig(row.args, row.env), row.want);
     });
   }
+});
+
+Deno.test("parseConfig() leaves --help to the program when it comes after prog", () => {
+  assert.deepEqual(run(["-S", "prog", "--help"]).program, ["prog", "--help"]);
+});
+
+Deno.test("helpText() names every option and variable, in 80 columns", () => {
+  const text = helpText();
+  for (const [option, variable] of [...MEMORY_SETTINGS, ...CAP_SETTINGS]) {
+    assert.ok(text.includes(`--${option} N`), `--${option} missing`);
+    assert.ok(text.includes(variable), `${variable} missing`);
+  }
+  for (const word of ["-d N", "-D N", "-P N", "-N N", "-t N", "-f FILE", "-S", "--store URL"]) {
+    assert.ok(text.includes(word), `${word} missing`);
+  }
+  for (const line of text.split("\n")) assert.ok(line.length <= 80, `too long: ${line}`);
 });
 
 Deno.test("parseConfig() wants a program to run", async (t) => {
   const rows: string[][] = [[], ["-d", "1"], ["--"], ["-S", "-N", "5"]];
   for (const args of rows) {
     await t.step(args.join(" ") || "(no arguments)", () => {
-      const e = assertUsageError(() => parseConfig(args, {}), "No program to run");
-      assert.ok(e.message.includes(USAGE), `message ${JSON.stringify(e.message)} lacks the usage`);
+      const e = assertUsageError(() => parseConfig(args, {}), "no program to run");
+      assert.ok(e.message.includes(FILTER_USAGE), `message ${JSON.stringify(e.message)}`);
     });
   }
 });
@@ -637,12 +669,12 @@ Deno.test("getopt() reads long options, with the value separate or after =", asy
 
 Deno.test("getopt() rejects an unknown long option and a missing value", async (t) => {
   const rows: { name: string; args: string[]; parts: string[] }[] = [
-    { name: "--nope", args: ["--nope", "prog"], parts: ['Unknown option "--nope"'] },
+    { name: "--nope", args: ["--nope", "prog"], parts: ['unknown option "--nope"'] },
     { name: "--nope=1", args: ["--nope=1", "prog"], parts: ['"--nope"'] },
     { name: "wrong case", args: ["--Store", "none", "prog"], parts: ['"--Store"'] },
     { name: "underscore for dash", args: ["--pass_ttl", "1", "prog"], parts: ['"--pass_ttl"'] },
     { name: "a short option spelt long", args: ["--S", "prog"], parts: ['"--S"'] },
-    { name: "--help", args: ["--help"], parts: ['"--help"'] },
+    { name: "--help=x", args: ["--help=x"], parts: ['"--help"'] },
     { name: "--=5", args: ["--=5", "prog"], parts: ['"--"'] },
     { name: "--pass-ttl at the end", args: ["--pass-ttl"], parts: ["--pass-ttl", "needs a value"] },
     { name: "--store at the end", args: ["-S", "--store"], parts: ["--store", "needs a value"] },
@@ -1052,5 +1084,91 @@ Deno.test("needsRelay() is true for an idle or bandwidth cap, not for the sessio
       const got = needsRelay(run([...args, "prog"]).caps);
       assert.equal(got, want, `got ${got}, want ${want}`);
     });
+  }
+});
+
+Deno.test("parseConfig() refuses a memory setting beside --store none, and warns of one set by a variable", async (t) => {
+  const rows: { name: string; args: string[]; env: Env; error?: string; warnings?: string[] }[] = [
+    {
+      name: "--store none --max-conns 5: can never work",
+      args: ["--store", "none", "--max-conns", "5", "prog"],
+      env: {},
+      error: "--max-conns needs a store, and --store none has none",
+    },
+    {
+      name: "--max-conns 5 --store=none: the order does not matter",
+      args: ["--max-conns", "5", "--store=none", "prog"],
+      env: {},
+      error: "--max-conns needs a store",
+    },
+    {
+      name: "--store none --store-timeout 1",
+      args: ["--store", "none", "--store-timeout", "1", "prog"],
+      env: {},
+      error: "--store-timeout needs a store",
+    },
+    {
+      name: "--store none with SMTPDELAY_MAX_CONNS from tcprules: a warning",
+      args: ["--store", "none", "prog"],
+      env: { SMTPDELAY_MAX_CONNS: "5" },
+      warnings: ["SMTPDELAY_MAX_CONNS does nothing without a store (--store none)"],
+    },
+    {
+      name: "SMTPDELAY_STORE=none and SMTPDELAY_PASS_TTL in one rule: a warning",
+      args: ["prog"],
+      env: { SMTPDELAY_STORE: "none", SMTPDELAY_PASS_TTL: "60" },
+      warnings: ["SMTPDELAY_PASS_TTL does nothing without a store (SMTPDELAY_STORE none)"],
+    },
+    {
+      name: "SMTPDELAY_STORE=none for some clients, limits in the run file: meant, no word",
+      args: ["--max-conns", "5", "prog"],
+      env: { SMTPDELAY_STORE: "none" },
+      warnings: [],
+    },
+    {
+      name: "--store none alone: nothing to say",
+      args: ["--store", "none", "prog"],
+      env: {},
+      warnings: [],
+    },
+    {
+      name: "a store and limits: nothing to say",
+      args: ["--max-conns", "5", "prog"],
+      env: { SMTPDELAY_RATE: "3" },
+      warnings: [],
+    },
+    {
+      name: "an empty variable counts as unset",
+      args: ["--store", "none", "prog"],
+      env: { SMTPDELAY_MAX_CONNS: "" },
+      warnings: [],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      if (row.error) {
+        assertUsageError(() => parseConfig(row.args, row.env), row.error);
+        return;
+      }
+      const request = parseConfig(row.args, row.env);
+      assert.equal(request.kind, "run");
+      assert.deepEqual(request.kind === "run" ? request.warnings : undefined, row.warnings);
+    });
+  }
+});
+
+Deno.test("runsRblsmtpd() finds rblsmtpd anywhere in the chain", async (t) => {
+  const rows: [string[], boolean][] = [
+    [["rblsmtpd", "-r", "zen.spamhaus.org", "qmail-smtpd"], true],
+    [["/usr/bin/rblsmtpd", "qmail-smtpd"], true],
+    [["fixcrio", "rblsmtpd", "qmail-smtpd"], true],
+    [["softlimit", "-m", "30000000", "/usr/bin/rblsmtpd", "qmail-smtpd"], true],
+    [["/var/qmail/bin/qmail-smtpd"], false],
+    [["softlimit", "-m", "30000000", "/var/qmail/bin/qmail-smtpd"], false],
+    [["my-rblsmtpd-wrapper"], false],
+    [["/opt/rblsmtpd/qmail-smtpd"], false],
+  ];
+  for (const [program, want] of rows) {
+    await t.step(program.join(" "), () => assert.equal(runsRblsmtpd(program), want));
   }
 });

@@ -5,6 +5,7 @@ import {
   formatOutcome,
   MAX_FIELD,
   type Outcome,
+  reason,
   seconds,
   type SessionEnd,
 } from "../src/log.ts";
@@ -314,5 +315,30 @@ Deno.test("formatEnd() writes the END line with - for bytes not counted", async 
       const got = formatEnd(end);
       assert.equal(got, want, `got ${got}, want ${want}`);
     });
+  }
+});
+
+Deno.test("reason() keeps the system's words and drops what Deno adds", async (t) => {
+  const rows: [unknown, string][] = [
+    [
+      new Error("No such file or directory (os error 2): readfile '/etc/smtp-delay/patterns'"),
+      "No such file or directory",
+    ],
+    [new Error("Permission denied (os error 13): open '/x'"), "Permission denied"],
+    [new Error("Is a directory (os error 21)"), "Is a directory"],
+    [new Error("database is locked"), "database is locked"],
+    ["a string", "a string"],
+  ];
+  for (const [e, want] of rows) {
+    await t.step(want, () => assert.equal(reason(e), want));
+  }
+});
+
+Deno.test("reason() of a real failed read", () => {
+  try {
+    Deno.readTextFileSync("/nonexistent/smtp-delay");
+    assert.fail("the read worked");
+  } catch (e) {
+    assert.equal(reason(e), "No such file or directory");
   }
 });
