@@ -7,9 +7,12 @@
  *     smtp-delay state [--store URL] expire         delete expired records (cron)
  *
  * Output on stdout, one `key=value` line per record; errors through log.ts.
- * Exit 0, 100 for usage, 111 when the store fails.
+ * Exit 0, 100 for usage, 111 when the store fails or does not exist: the
+ * admin never creates a store (a file made by root before the filter's
+ * first connection would be one the filter cannot write; a mistyped path
+ * would be a new, empty memory).
  */
-import { getopt, parseConfig, UsageError } from "./config.ts";
+import { getopt, parseConfig, printRequest, UsageError } from "./config.ts";
 import { forgive, keyOf, type MemoryConfig, recall } from "./history.ts";
 import { parseIp } from "./ip.ts";
 import { libc } from "./libc.ts";
@@ -23,7 +26,7 @@ const USAGE =
 /** The key for an address the admin typed: an IP, or a /64 key as `list` prints it. */
 export function keyFor(text: string): string {
   const ip = parseIp(text.includes(":") ? text.replace(/\/64$/, "") : text);
-  if (!ip) throw new UsageError(`Not an IP address: "${text}" (${USAGE})`);
+  if (!ip) throw new UsageError(`not an IP address: "${text}" (${USAGE})`);
   return keyOf(ip);
 }
 
@@ -55,17 +58,42 @@ function print(lines: string[]): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text));
 }
 
+const VERBS: { readonly [verb: string]: "address" | "none" } = {
+  show: "address",
+  forgive: "address",
+  list: "none",
+  expire: "none",
+};
+
 /** What the admin asked for, checked before any store is opened. */
 function parseCommand(words: readonly string[]): { verb: string; key: string | undefined } {
   const [verb, address, ...extra] = words;
-  const wantsAddress = verb === "show" || verb === "forgive";
-  const known = wantsAddress || verb === "list" || verb === "expire";
-  if (
-    !known || extra.length > 0 || (wantsAddress ? address === undefined : address !== undefined)
-  ) {
-    throw new UsageError(USAGE);
+  if (verb === undefined) throw new UsageError(`no command (${USAGE})`);
+  const wants = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+  if (wants === undefined) throw new UsageError(`unknown command "${verb}" (${USAGE})`);
+  if (wants === "address" && address === undefined) {
+    throw new UsageError(`${verb} needs an ADDRESS (${USAGE})`);
   }
-  return { verb: verb!, key: address === undefined ? undefined : keyFor(address) };
+  const surplus = wants === "address" ? extra : words.slice(1);
+  if (surplus.length > 0) throw new UsageError(`${verb} takes no "${surplus[0]}" (${USAGE})`);
+  return { verb, key: address === undefined ? undefined : keyFor(address) };
+}
+
+/**
+ * A SQLite store that does not exist yet: nothing is remembered there, and
+ * the admin does not create it (the filter does, at its first connection).
+ */
+function missing(url: string): string | undefined {
+  if (!url.startsWith("sqlite:")) return undefined;
+  const path = url.slice("sqlite:".length);
+  try {
+    Deno.statSync(path);
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return undefined; // open() will say why
+    return `unable to open ${url}: No such file or directory (nothing is remembered there ` +
+      "yet: the filter creates it at its first connection)";
+  }
 }
 
 async function command(
@@ -108,6 +136,11 @@ export async function admin(
   env: Readonly<{ [name: string]: string | undefined }>,
 ): Promise<number> {
   const { options, rest } = getopt(args);
+  if (options.some((o) => o.letter === "--help" || o.letter === "--version")) {
+    const asked = printRequest(options.some((o) => o.letter === "--help") ? "--help" : "--version");
+    print([asked.kind === "print" ? asked.text : USAGE]);
+    return 0;
+  }
   const wanted = parseCommand(rest);
   // The admin's own --store wins over SMTPDELAY_STORE (for the filter, the variable wins).
   const hasStore = options.some((o) => o.letter === "--store");
@@ -115,17 +148,21 @@ export async function admin(
     [...args.slice(0, args.length - rest.length), "state"],
     hasStore ? { ...env, SMTPDELAY_STORE: undefined } : env,
   );
-  if (request.kind !== "run") throw new UsageError(USAGE);
+  if (request.kind !== "run") throw new UsageError(`-v is not a state option (${USAGE})`);
   const { config } = request;
+  if (config.store === "none") throw new UsageError(`no store to look at: --store none (${USAGE})`);
+  const absent = missing(config.store);
+  if (absent) {
+    log.fatal(absent);
+    return 111;
+  }
   let store: Store | undefined;
   try {
     store = await openStore(config.store, Math.max(config.storeTimeoutMs, 5_000), libc().sleep);
-    if (!store) throw new UsageError(`No store to look at (--store none) (${USAGE})`);
-    await command(store, config.memory, wanted);
+    await command(store!, config.memory, wanted);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) throw e;
-    log.fatal(`unable to use the store: ${(e as Error).message}`);
+    log.fatal(`unable to use the store: ${log.reason(e)}`);
     return 111;
   } finally {
     store?.close();

@@ -72,7 +72,7 @@ Deno.test("keyFor() rejects what is not an address, quoting it", async (t) => {
     await t.step(JSON.stringify(text), () => {
       assert.throws(
         () => keyFor(text),
-        (e) => e instanceof UsageError && e.message.includes(`Not an IP address: "${text}"`),
+        (e) => e instanceof UsageError && e.message.includes(`not an IP address: "${text}"`),
       );
     });
   }
@@ -344,6 +344,7 @@ Deno.test("smtp-delay state works on a SQLite store", async (t) => {
 
     await t.step("list: an empty answer is no line at all", async () => {
       const empty = `${dir}/empty.db`;
+      openSqlite(empty, 2_000).close();
       const got = await state(["--store", `sqlite:${empty}`, "list"]);
       assertExit(got, 0);
       assert.equal(got.stdout, "");
@@ -357,21 +358,38 @@ Deno.test("smtp-delay state exits 100 with one fatal line on bad usage", async (
   const dir = await Deno.makeTempDir({ prefix: "smtp-delay-admin-" });
   const store = ["--store", `sqlite:${dir}/state.db`];
   const rows: { name: string; args: string[]; parts: string[] }[] = [
-    { name: "a bad verb", args: [...store, "bogus"], parts: ["usage: smtp-delay state"] },
-    { name: "no verb", args: store, parts: ["usage: smtp-delay state"] },
-    { name: "show without an address", args: [...store, "show"], parts: ["usage:"] },
-    { name: "forgive without an address", args: [...store, "forgive"], parts: ["usage:"] },
-    { name: "show with two addresses", args: [...store, "show", "192.0.2.1", "x"], parts: [] },
-    { name: "list with an address", args: [...store, "list", "192.0.2.1"], parts: ["usage:"] },
-    { name: "expire with an argument", args: [...store, "expire", "now"], parts: ["usage:"] },
+    {
+      name: "a misspelt command is named",
+      args: [...store, "lsit"],
+      parts: ['fatal: unknown command "lsit" (usage: smtp-delay state'],
+    },
+    { name: "no command", args: store, parts: ["fatal: no command (usage: smtp-delay state"] },
+    { name: "show without an address", args: [...store, "show"], parts: ["show needs an ADDRESS"] },
+    {
+      name: "forgive without an address",
+      args: [...store, "forgive"],
+      parts: ["forgive needs an ADDRESS"],
+    },
+    {
+      name: "show with two addresses",
+      args: [...store, "show", "192.0.2.1", "x"],
+      parts: ['show takes no "x"'],
+    },
+    {
+      name: "list with an address",
+      args: [...store, "list", "192.0.2.1"],
+      parts: ['list takes no "192.0.2.1"'],
+    },
+    { name: "expire with an argument", args: [...store, "expire", "now"], parts: ['no "now"'] },
+    { name: "a command named like Object's own", args: [...store, "toString"], parts: ["unknown"] },
     {
       name: "show garbage",
       args: [...store, "show", "garbage"],
-      parts: ['Not an IP address: "garbage"'],
+      parts: ['fatal: not an IP address: "garbage"'],
     },
-    { name: "an unknown option", args: ["--nope", "list"], parts: ['"--nope"'] },
+    { name: "an unknown option", args: ["--nope", "list"], parts: ['unknown option "--nope"'] },
     { name: "a bad store URL", args: ["--store", "mysql://x", "list"], parts: ['"mysql://x"'] },
-    { name: "--store none", args: ["--store", "none", "list"], parts: ["No store"] },
+    { name: "--store none", args: ["--store", "none", "list"], parts: ["no store to look at"] },
   ];
   try {
     for (const row of rows) {
@@ -408,6 +426,58 @@ Deno.test("smtp-delay state exits 111 with one fatal line when the store cannot 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("smtp-delay state never creates a store: a missing one is exit 111, nothing made", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "smtp-delay-admin-" });
+  try {
+    for (const path of [`${dir}/state.db`, `${dir}/mistyped/path/state.db`]) {
+      for (const verb of [["list"], ["show", "192.0.2.1"], ["forgive", "192.0.2.1"], ["expire"]]) {
+        await t.step(`${path.slice(dir.length)}: ${verb.join(" ")}`, async () => {
+          const got = await state(["--store", `sqlite:${path}`, ...verb]);
+          assertExit(
+            got,
+            111,
+            `fatal: unable to open sqlite:${path}: No such file or directory`,
+            "the filter creates it",
+          );
+          assert.equal(got.stdout, "");
+          const made = [...Deno.readDirSync(dir)].map((e) => e.name);
+          assert.deepEqual(made, [], "nothing was created");
+        });
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Run as root on the filter's file (the README's cron line runs as qmaild, an
+// admin's shell as root): SQLite gives the -wal and -shm files it makes the
+// database file's owner, so the filter can still write.
+Deno.test({
+  name: "smtp-delay state as root leaves every file to the database's owner",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-admin-" });
+    try {
+      const path = `${dir}/state.db`;
+      await seed(path, Date.now()); // closed: SQLite removes its -wal and -shm
+      const nobody = 65534;
+      for (const e of Deno.readDirSync(dir)) Deno.chownSync(`${dir}/${e.name}`, nobody, nobody);
+      for (const verb of [["list"], ["forgive", "192.0.2.1"], ["expire"]]) {
+        assertExit(await state(["--store", `sqlite:${path}`, ...verb]), 0);
+      }
+      const owners = [...Deno.readDirSync(dir)].map((e) => {
+        const { uid, gid } = Deno.statSync(`${dir}/${e.name}`);
+        return `${e.name} ${uid}:${gid}`;
+      }).sort();
+      assert.ok(owners.length >= 1, "the database is there");
+      assert.deepEqual(owners, owners.map((o) => o.replace(/ .*/, ` ${nobody}:${nobody}`)));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 // A bad command must not create (or fail to open) a store: usage first, exit 100.
