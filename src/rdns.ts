@@ -24,6 +24,22 @@ export function nameOf(lookup: Lookup): string | undefined {
 }
 
 /**
+ * A name as Deno's resolver writes it back to its bytes, one character
+ * each, ASCII letters in lowercase, so that what the log and SMTPDELAY_PTR
+ * clean (a byte outside 33..126 becomes `?`) is the byte the DNS sent, not
+ * Deno's escape. Deno 2.9.6 writes a presentation format (`\X` for a special
+ * byte, a final dot) whose `\DDD` is octal, where RFC 1035's is decimal
+ * (`\012` is a newline): tests/rdns_test.ts pins it against the resolver.
+ */
+export function fromPresentation(text: string): string {
+  const tokens = [...text.matchAll(/\\[0-7]{3}|\\[^]|[^]/g)].map(([token]) => token);
+  if (tokens.at(-1) === ".") tokens.pop();
+  return tokens.map((token) =>
+    token.length === 4 ? String.fromCharCode(parseInt(token.slice(1), 8) & 0xff) : token.at(-1)!
+  ).join("").replace(/[A-Z]/g, (upper) => upper.toLowerCase());
+}
+
+/**
  * Asks for the PTR of `ip`; never throws. The caller ends the wait with
  * `stop` (the result is then `timeout`): the deadline is the caller's, so
  * that no timer is needed.
@@ -39,7 +55,7 @@ export async function lookupPtr(
       "PTR",
       nameServer ? { nameServer, signal: stop } : { signal: stop },
     );
-    const name = names[0]?.replace(/\.$/, "").toLowerCase();
+    const name = names[0] === undefined ? undefined : fromPresentation(names[0]);
     return name ? { kind: "found", name } : { kind: "none" };
   } catch (e) {
     if (stop.aborted) return { kind: "timeout" };

@@ -4,85 +4,15 @@
  * answers 127.x by itself without asking the server.
  */
 import assert from "node:assert/strict";
-import dgram from "node:dgram";
-import type { NameServer } from "../src/config.ts";
 import { parseIp } from "../src/ip.ts";
-import { type Lookup, lookupPtr, nameOf } from "../src/rdns.ts";
-
-/** What the fake server does for one reverse name. */
-type Answer =
-  | { names: string[] }
-  | { rcode: number }
-  | { silent: true };
-
-const NOERROR = 0;
-const SERVFAIL = 2;
-const NXDOMAIN = 3;
-const REFUSED = 5;
-
-function encodeName(name: string): number[] {
-  const out: number[] = [];
-  for (const label of name.replace(/\.$/, "").split(".")) {
-    const bytes = new TextEncoder().encode(label);
-    out.push(bytes.length, ...bytes);
-  }
-  out.push(0);
-  return out;
-}
-
-/** The reply to `query` (a DNS message with one question), or undefined for silence. */
-function respond(query: Uint8Array, answers: ReadonlyMap<string, Answer>): Uint8Array | undefined {
-  let i = 12;
-  const labels: string[] = [];
-  while (query[i]! !== 0) {
-    const n = query[i]!;
-    labels.push(new TextDecoder().decode(query.subarray(i + 1, i + 1 + n)));
-    i += n + 1;
-  }
-  const questionEnd = i + 5; // the zero byte, QTYPE, QCLASS
-  const answer = answers.get(labels.join(".").toLowerCase()) ?? { rcode: NXDOMAIN };
-  if ("silent" in answer) return undefined;
-  const names = "names" in answer ? answer.names : [];
-  const rcode = "rcode" in answer ? answer.rcode : NOERROR;
-  const out = [
-    query[0]!,
-    query[1]!, // id
-    0x81 | (query[2]! & 0x01), // QR, opcode 0, RD as asked
-    0x80 | rcode, // RA, rcode
-    0,
-    1, // QDCOUNT
-    0,
-    names.length, // ANCOUNT
-    0,
-    0,
-    0,
-    0, // NSCOUNT, ARCOUNT
-    ...query.subarray(12, questionEnd),
-  ];
-  for (const name of names) {
-    const rdata = encodeName(name);
-    out.push(0xc0, 12, 0, 12, 0, 1, 0, 0, 0, 60, rdata.length >> 8, rdata.length & 0xff, ...rdata);
-  }
-  return Uint8Array.from(out);
-}
-
-/** Runs `body` with a fake DNS server on 127.0.0.1 answering from `answers`. */
-async function withServer(
-  answers: ReadonlyMap<string, Answer>,
-  body: (server: NameServer) => Promise<void>,
-): Promise<void> {
-  const socket = dgram.createSocket("udp4");
-  socket.on("message", (msg: Uint8Array, from: { port: number; address: string }) => {
-    const reply = respond(msg, answers);
-    if (reply) socket.send(reply, from.port, from.address);
-  });
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  try {
-    await body({ ipAddr: "127.0.0.1", port: socket.address().port });
-  } finally {
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
-}
+import { fromPresentation, type Lookup, lookupPtr, nameOf } from "../src/rdns.ts";
+import {
+  type Answer,
+  NXDOMAIN,
+  REFUSED,
+  SERVFAIL,
+  withFakeDns as withServer,
+} from "./fixtures/fake_dns.ts";
 
 const ANSWERS = new Map<string, Answer>([
   ["10.2.0.192.in-addr.arpa", { names: ["Mail.Example.COM."] }],
@@ -92,6 +22,8 @@ const ANSWERS = new Map<string, Answer>([
   ["14.2.0.192.in-addr.arpa", { silent: true }],
   ["15.2.0.192.in-addr.arpa", { names: ["first.example.net.", "second.example.net."] }],
   ["16.2.0.192.in-addr.arpa", { rcode: SERVFAIL }],
+  ["17.2.0.192.in-addr.arpa", { names: [["Mail\nX", "ex\\ample", "NET"]] }],
+  ["18.2.0.192.in-addr.arpa", { names: [["caf\xe9", "a.b", "example"]] }],
   [
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
     { names: ["v6.example.org."] },
@@ -115,6 +47,14 @@ Deno.test("lookupPtr() reports what the DNS server said", async (t) => {
     ["NXDOMAIN: none", "192.0.2.11", { kind: "none" }],
     ["REFUSED: none", "192.0.2.12", { kind: "none" }],
     ["no PTR record: none", "192.0.2.13", { kind: "none" }],
+    ["control bytes and a backslash: the bytes, not Deno's escapes", "192.0.2.17", {
+      kind: "found",
+      name: "mail\nx.ex\\ample.net",
+    }],
+    ["a byte over 127 and a dot inside a label", "192.0.2.18", {
+      kind: "found",
+      name: "caf\xe9.a.b.example",
+    }],
   ];
   await withServer(ANSWERS, async (server) => {
     for (const [name, address, want] of rows) {
@@ -158,6 +98,27 @@ Deno.test("lookupPtr() told to stop before it starts is a timeout", async () => 
     await lookupPtr(ip("192.0.2.11"), { ipAddr: "127.0.0.1", port: 9 }, stop.signal),
     { kind: "timeout" },
   );
+});
+
+Deno.test("fromPresentation() undoes Deno's escapes (\\DDD in octal)", async (t) => {
+  const rows: [string, string][] = [
+    ["mail.example.net.", "mail.example.net"],
+    ["Mail.Example.NET.", "mail.example.net"],
+    ["mail.example.net", "mail.example.net"],
+    ["mail\\012x.example.", "mail\nx.example"],
+    ["a\\000b.", "a\0b"],
+    ["caf\\351.", "caf\xe9"],
+    ["a\\177\\001\\040b.", "a\x7f\x01 b"],
+    ["ex\\\\ample.", "ex\\ample"],
+    ["a\\.b.example.", "a.b.example"],
+    ["dot\\.", "dot."],
+    ["\\101\\102c.", "abc"],
+    ['\\"quoted\\".', '"quoted"'],
+    [".", ""],
+  ];
+  for (const [text, want] of rows) {
+    await t.step(JSON.stringify(text), () => assert.equal(fromPresentation(text), want));
+  }
 });
 
 Deno.test("nameOf() gives the name only of a lookup that found one", async (t) => {
