@@ -130,6 +130,19 @@ Deno.test("memory on SQLite", E2E, async (t) => {
       assert.match(server.linesOf(pid)[0]!, / REFUSED .* action=421 memory=box$/);
     });
 
+    await t.step(
+      "a boxed client that talks early gets the box's 421, and no new strike",
+      async () => {
+        const { text, pid } = await talkEarly(server, "127.0.0.5");
+        assert.equal(
+          text,
+          "421 You talked before my greeting too often; try again later (#4.7.1)\r\n",
+        );
+        assert.match(server.linesOf(pid)[0]!, / REFUSED .* action=421 memory=box$/);
+        assert.match((await state(store, "show", "192.0.2.5")).stdout, / strikes=0 .* boxes=1 /);
+      },
+    );
+
     await t.step("state list shows it, state forgive lets it in again", async () => {
       const list = await state(store, "list");
       assert.equal(list.code, 0, list.stderr);
