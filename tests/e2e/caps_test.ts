@@ -143,13 +143,18 @@ async function open(rig: Rig, from: string): Promise<Session> {
   return { peer, pid: await rig.pidOf(port) };
 }
 
-/** Sends `data`, waits for the next final reply and checks its code. */
-async function command(peer: Peer, data: Uint8Array, code: string): Promise<void> {
+/**
+ * Sends `data`, waits for the next final reply and checks its code. Returns
+ * performance.now() from before the sending: the server saw `data` later.
+ */
+async function command(peer: Peer, data: Uint8Array, code: string): Promise<number> {
   const before = finalReplies(peer.text).length;
+  const sentAt = performance.now();
   await peer.send(data);
   await peer.wait(() => finalReplies(peer.text).length > before, `reply ${before + 1}`);
   const reply = finalReplies(peer.text)[before]!;
   assert.ok(reply.startsWith(`${code} `), `wanted ${code}, got ${JSON.stringify(reply)}`);
+  return sentAt;
 }
 
 const text = (s: string) => encoder.encode(s);
@@ -163,16 +168,21 @@ const ENVELOPE = [
 /**
  * A patient client: EHLO, MAIL, RCPT, DATA, then `message` and its dot, each
  * after the reply to the one before and `pauseMs` after it; no QUIT.
- * Returns every byte sent.
+ * Returns every byte sent, and when the message began to be sent (see command).
  */
-async function mail(peer: Peer, message: Uint8Array, pauseMs = 0): Promise<Uint8Array> {
+async function mail(
+  peer: Peer,
+  message: Uint8Array,
+  pauseMs = 0,
+): Promise<{ sent: Uint8Array; lastSentAt: number }> {
   const body = concat(message, text(".\r\n"));
   const codes = ["250", "250", "250", "354", "250"];
+  let lastSentAt = 0;
   for (const [i, part] of [...ENVELOPE, body].entries()) {
     if (i > 0 && pauseMs > 0) await sleep(pauseMs);
-    await command(peer, part, codes[i]!);
+    lastSentAt = await command(peer, part, codes[i]!);
   }
-  return concat(...ENVELOPE, body);
+  return { sent: concat(...ENVELOPE, body), lastSentAt };
 }
 
 /** The PASS line of client `ip`, with the action `action` (every field checked). */
@@ -356,21 +366,25 @@ for (const mode of MODES) {
       try {
         const { peer, pid, child } = await openRelayed(rig, "127.0.0.2");
         // 0.3 s between commands: longer than the cap in all, never idle for 0.8 s.
-        const started = performance.now();
-        const sent = await mail(peer, messageBody(5_000, 7), 300);
+        const started = performance.now(); // after the server's start
+        const { sent, lastSentAt } = await mail(peer, messageBody(5_000, 7), 300);
         const lastReplyAt = performance.now();
         assert.ok(secondsBetween(started, lastReplyAt) >= 1.2, "the session outlived the cap");
         assert.equal(peer.text, BANNER + MAIL_REPLIES, "every reply, in order");
         await peer.untilEnd();
-        const idle = secondsBetween(lastReplyAt, peer.endedAt!);
-        assert.ok(idle >= 0.75 && idle < 1.6, `closed ${idle} s after the last reply, want 0.8`);
+        // The relay's last byte (the last reply) went after the message was
+        // sent and before its reply arrived: the 0.8 s count from in between.
+        const idle = secondsBetween(lastSentAt, peer.endedAt!);
+        assert.ok(idle >= 0.8, `closed ${idle} s after the message was sent, want 0.8 or more`);
+        const afterReply = secondsBetween(lastReplyAt, peer.endedAt!);
+        assert.ok(afterReply < 1.6, `closed ${afterReply} s after the last reply, want 0.8`);
         const seconds = await endLine(rig, "127.0.0.2", {
           pid: child,
           why: "idle",
           in: sent.length,
           out: peer.received.length,
         });
-        const least = secondsBetween(started, lastReplyAt) + 0.75;
+        const least = secondsBetween(started, lastSentAt) + 0.8 - 0.0005; // seconds= is rounded
         assert.ok(seconds >= least && seconds < 6, `END seconds=${seconds}, want ${least} or more`);
         assert.equal(peer.text, BANNER + MAIL_REPLIES, "nothing after the last reply");
         // The child sees the end of its input and exits 0; the filter exits with its status.
@@ -452,7 +466,7 @@ for (const mode of MODES) {
 
         await t.step("SMTPDELAY_MAX_BYTES_PER_SECOND: relayed; QUIT ends it", async () => {
           const { peer, pid, child } = await openRelayed(rig, "127.0.0.4");
-          const mailed = await mail(peer, messageBody(30_000, 5));
+          const { sent: mailed } = await mail(peer, messageBody(30_000, 5));
           await quitAfterMail(rig, "127.0.0.4", { peer, pid, child }, mailed);
         });
       } finally {
