@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Caps } from "../src/config.ts";
+import { libc } from "../src/libc.ts";
 import { EventLoop } from "../src/serve/loop.ts";
 import { relay, type RelayEnd } from "../src/serve/relay.ts";
 import { EAGAIN, sys } from "../src/serve/sys.ts";
@@ -96,6 +97,15 @@ class Rig {
   }
 }
 
+/** Polls `test` until it holds, for at most 10 s. */
+async function until(test: () => boolean, what: string): Promise<void> {
+  const deadline = now() + 10_000;
+  while (!test()) {
+    if (now() > deadline) throw new Error(`${what}: not after 10 s`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 function pattern(size: number, seed: number): Uint8Array {
   const out = new Uint8Array(size);
   let x = seed;
@@ -143,8 +153,10 @@ Deno.test("relay() passes the client's half-close on, and the child may still an
 Deno.test("relay() ends with reset when the client resets", async () => {
   const rig = new Rig(NO_CAPS);
   // A Unix socket closed with unread input resets its peer.
-  await rig.write(rig.child, new TextEncoder().encode("220 hello\r\n"));
-  await new Promise((r) => setTimeout(r, 50)); // let it reach the client's buffer, unread
+  const hello = new TextEncoder().encode("220 hello\r\n");
+  await rig.write(rig.child, hello);
+  const unread = () => libc().bytesWaiting(rig.client) === hello.length;
+  await until(unread, "the banner in the client's buffer");
   s.close(rig.client);
   const end = await rig.done;
   assert.equal(end.why, "reset", `got ${end.why}`);
@@ -198,15 +210,20 @@ Deno.test("relay() ends a session no sooner than a cap by its clock, however ear
     await t.step(`${why}: due at 1 ms, the clock stands at 0.5 ms`, async () => {
       // setTimeout drops a delay's fraction and keeps its own clock: the timer
       // for what is left (0.5 ms, or 1 ms from the start) fires while the
-      // relay's clock still reads 0.5.
+      // relay's clock still reads 0.5. Each firing reads the clock.
       let clockMs = 0;
-      const rig = new Rig(caps, () => clockMs);
+      let reads = 0;
+      const rig = new Rig(caps, () => {
+        reads++;
+        return clockMs;
+      });
       clockMs = 0.5;
+      reads = 0;
       let over = false;
       void rig.done.then(() => {
         over = true;
       });
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => over || reads >= 3, "three timers fired");
       assert.equal(over, false, `ended with the clock at ${clockMs} ms, before the 1 ms cap`);
       clockMs = 1;
       assert.equal((await rig.done).why, why);
