@@ -1,5 +1,6 @@
 # smtp-delay: the front door. `make` builds what tests need, `make test` runs
-# every check, `make dist` compiles dist/smtp-delay, `make bench` measures.
+# every check, `make dist` compiles dist/smtp-delay, `make install` installs
+# it (or the launcher), `make bench` measures.
 SHELL := /bin/bash
 export DENO_NO_UPDATE_CHECK := 1
 export NO_COLOR := 1
@@ -18,21 +19,24 @@ CC ?= gcc
 all: build/recorder $(DENO_DEP)
 
 $(LOCAL_DENO):
-	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION) >&2
 	@touch $@
 
 build/recorder: tests/e2e/recorder.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
-# The same flags everywhere; `make run ARGS='-S ...'` runs the filter from source.
+# The same flags everywhere; `make run ARGS='-S ...'` runs the filter from
+# source, to try it at a terminal: make writes nothing on stdout, but it stays
+# the filter's parent and turns its exit code into 2. Run files use the
+# installed program (make install).
 run: $(DENO_DEP)
-	$(DENO) run $(PERMISSIONS) main.ts $(ARGS)
+	@$(DENO) run $(PERMISSIONS) main.ts $(ARGS)
 
 check: $(DENO_DEP)
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check main.ts src/ tests/ bench/*.ts bench/variants/  # bench/npm/: npm, unlocked
+	$(DENO) check main.ts src/ tests/ bench/*.ts bench/variants/ scripts/*.ts  # bench/npm/: npm, unlocked
 
 # Unit tests, then end-to-end tests; the last line says "N passed, N failed".
 test: all check
@@ -52,6 +56,27 @@ dist: $(DENO_DEP)
 	@dist/smtp-delay.new -v 2>&1 | grep -q '^smtp-delay ' \
 	  || { rm -f dist/smtp-delay.new; echo "make dist: the compiled file does not run smtp-delay: DENORT_BIN must name denort, not the deno CLI" >&2; exit 1; }
 	@mv dist/smtp-delay.new dist/smtp-delay; rm -f build/dist.log; echo "dist/smtp-delay: ok"
+
+# /usr/local/sbin/smtp-delay: the compiled binary when `make dist` succeeds,
+# else the launcher (scripts/install.sh): the Deno in use and the program in
+# $(PREFIX)/lib/smtp-delay, with a module cache prepared for that path.
+# DESTDIR stages the files for a package; the paths inside name PREFIX.
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_ENV = DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)"
+
+install: $(DENO_DEP)
+	@mkdir -p build; \
+	if $(MAKE) -s --no-print-directory dist >build/install-dist.log 2>&1; then \
+	  $(INSTALL_ENV) bash scripts/install.sh binary dist/smtp-delay; \
+	else \
+	  $(INSTALL_ENV) WHY="$$(sed -n 's/^make dist: //p' build/install-dist.log | tail -1)" \
+	    bash scripts/install.sh launcher; \
+	fi
+
+# The launcher whether or not `make dist` could compile (tests, bench).
+install-launcher: $(DENO_DEP)
+	@$(INSTALL_ENV) WHY="make install-launcher" bash scripts/install.sh launcher
 
 # The shared harness's C filter, peer "ref" of `make bench` (left out without ../shared/bench).
 SHARED_BENCH ?= ../shared/bench
@@ -84,4 +109,4 @@ demo: all
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist bench bench-shared bench-startup demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup demo clean
