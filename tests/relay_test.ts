@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import type { Caps } from "../src/config.ts";
 import { libc } from "../src/libc.ts";
 import { EventLoop } from "../src/serve/loop.ts";
-import { relay, type RelayEnd } from "../src/serve/relay.ts";
-import { EAGAIN, sys } from "../src/serve/sys.ts";
+import { relay, relayed, type RelayEnd } from "../src/serve/relay.ts";
+import { EAGAIN, type Sys, sys } from "../src/serve/sys.ts";
 
 const s = sys();
 const now = () => performance.now();
@@ -253,4 +253,53 @@ Deno.test("relay() ends with eof when the child is gone, though the client still
   const end = await rig.done; // its output ended too: eof
   assert.equal(end.why, "eof");
   await rig.running;
+});
+
+/**
+ * The real Sys, where fds 0 and 1 (the per-connection filter's client) are
+ * `inFd` and `outFd`, counting its epoll waits.
+ */
+function asStdio(inFd: number, outFd: number): { sys: Sys; waits: () => number } {
+  const real = (fd: number) => fd === 0 ? inFd : fd === 1 ? outFd : fd;
+  const ours = (fd: number) => fd === inFd ? 0 : fd === outFd ? 1 : fd;
+  let waits = 0;
+  const wrapped: Sys = {
+    ...s,
+    setNonBlocking: (fd) => s.setNonBlocking(real(fd)),
+    read: (fd, buf) => s.read(real(fd), buf),
+    write: (fd, bytes) => s.write(real(fd), bytes),
+    endWrite: (fd) => s.endWrite(real(fd)),
+    epollAdd: (ep, fd, ...rest) => s.epollAdd(ep, real(fd), ...rest),
+    epollDelete: (ep, fd) => s.epollDelete(ep, real(fd)),
+    epollWait: async (ep, max, timeoutMs) => {
+      waits++;
+      const events = await s.epollWait(ep, max, timeoutMs);
+      return events.map(([fd, revents, tag]) => [ours(fd), revents, tag]);
+    },
+  };
+  return { sys: wrapped, waits: () => waits };
+}
+
+Deno.test("relayed() stops watching its child once reaped, while what it left holds the socket", async () => {
+  // The next program exits at once; the sleep it leaves behind holds the
+  // relay's socket for 0.5 s more. The ended child's pidfd stays readable:
+  // still watched, it would wake the loop again and again for that time.
+  const [client, clientIn] = s.socketPair();
+  const [reader, clientOut] = s.socketPair();
+  const stdio = asStdio(clientIn, clientOut);
+  const t0 = now();
+  const { end, status } = await relayed(
+    stdio.sys,
+    ["/bin/sh", "-c", "sleep 0.5 & exit 0"],
+    ["PATH=/usr/bin:/bin"],
+    NO_CAPS,
+    now,
+    t0,
+  );
+  const ms = now() - t0;
+  assert.equal(status, 0, "the child exited 0");
+  assert.equal(end.why, "eof", "the relay ended when the socket's last holder let go");
+  assert.ok(ms >= 500, `ended after ${ms.toFixed(0)} ms, before the sleep let go`);
+  assert.ok(stdio.waits() < 50, `${stdio.waits()} epoll waits in ${ms.toFixed(0)} ms`);
+  for (const fd of [client, clientIn, reader, clientOut]) s.close(fd);
 });

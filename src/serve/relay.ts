@@ -256,6 +256,12 @@ export async function relayed(
   let status: number | undefined;
   loop.add(pidfd, EPOLLIN, () => {
     status ??= s.reap(pid);
+    if (status === undefined) return; // not yet (a spurious wake-up)
+    // An ended process's pidfd stays readable: watched on while the relay
+    // goes on (something the child left behind holds its socket), it would
+    // wake the loop at once, again and again.
+    loop.remove(pidfd);
+    s.close(pidfd);
     loop.wake();
   });
   let end: RelayEnd | undefined;
