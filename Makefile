@@ -103,10 +103,15 @@ bench-shared: all
 bench-startup: all
 	DENO="$(DENO)" python3 bench/startup.py $${RUNS:-40}
 
+# The smallest `softlimit -m` under which a C program, qpsmtpd and smtp-delay
+# still work, and their VmPeak: bench/results/softlimit.md.
+bench-softlimit: all
+	DENO="$(DENO)" python3 bench/softlimit.py
+
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit demo clean
