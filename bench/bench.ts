@@ -9,7 +9,8 @@
  * DELAY (3: the delay scenario's delay, seconds), MEMORY_DELAY (10: the memory
  * and crowd scenarios'), CROWD (1000: clients waiting at once in the crowd
  * scenario, twice as many in crowd2), PEERS and SCENARIOS (names, space-separated: a subset, in that
- * order), EXTRA_PEERS ("name=command words;name=command words": more filters
+ * order; peer "launcher" is the product as `make install-launcher` installs it, into
+ * build/bench/launcher, by this script), EXTRA_PEERS ("name=command words;name=command words": more filters
  * to measure; a command with "{port}" in it is its own server), KEEP=1 (keep
  * the work directories under /tmp: the server's log with the filters' stderr,
  * recorder files, samples, clients), REPORT=build/bench/FILE.json (print the
@@ -65,6 +66,8 @@ const denoRun = (...rest: string[]) => [DENO, "run", ...PERMISSIONS, ...rest];
 /** Memory settings under which one IP's load is not boxed or slowed (see PEERS). */
 const QUIET_MEMORY = ["--strikes", "0", "--rate", "0"];
 const STATE_DB = `${ROOT}/build/bench/state.db`;
+/** Where peer "launcher" is installed (scripts/install.sh, PREFIX), before its warm-up. */
+const LAUNCHER_PREFIX = `${ROOT}/build/bench/launcher`;
 /** The Redis server bench.ts starts for product+redis, on a port of its own. */
 const REDIS_PORT = 20_000 + Math.floor(Math.random() * 20_000);
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
@@ -96,6 +99,9 @@ const PEERS: Peer[] = [
   // would change outcomes when every client comes from 127.0.0.1 (the box,
   // the reconnect rate) are off: the store does all its reads and writes.
   { name: "product", command: denoRun(`${ROOT}/main.ts`, "-S", "--store", "none") },
+  // The same through the launcher `make install` installs where it cannot
+  // compile: sh, then the installed Deno on its prepared module cache.
+  { name: "launcher", command: [`${LAUNCHER_PREFIX}/sbin/smtp-delay`, "-S", "--store", "none"] },
   // One process for every connection, in tcpserver's place, with tcpserver's
   // settings in server.ts (-v -R -H -l localhost -b 1024), room for every
   // client of the crowd scenarios in the screening (--waiting: they stay
@@ -385,6 +391,19 @@ async function warmUp(peer: Peer): Promise<void> {
   }
 }
 
+/** Installs peer "launcher" afresh (scripts/install.sh, as `make install-launcher` does). */
+async function installLauncher(): Promise<void> {
+  await Deno.remove(LAUNCHER_PREFIX, { recursive: true }).catch(() => {});
+  const out = await new Deno.Command("bash", {
+    args: [`${ROOT}/scripts/install.sh`, "launcher"],
+    env: { DENO, PERMISSIONS: PERMISSIONS.join(" "), PREFIX: LAUNCHER_PREFIX, DESTDIR: "" },
+    stdin: "null",
+  }).output();
+  const said = new TextDecoder().decode(out.stderr).trim();
+  if (!out.success) throw new Error(`Unable to install the launcher: ${said}`);
+  say(said);
+}
+
 /** REPORT=FILE: the tables again from a raw JSON file of an earlier run, nothing measured. */
 async function reprint(path: string): Promise<void> {
   const raw = JSON.parse(await Deno.readTextFile(path)) as {
@@ -423,6 +442,7 @@ async function main(): Promise<void> {
   await Deno.mkdir(`${ROOT}/build/bench`, { recursive: true });
   await Deno.remove(STATE_DB).catch(() => {});
   if (peers.some((p) => p.name.includes("redis"))) redis = await startRedis();
+  if (peers.some((p) => p.name === "launcher")) await installLauncher();
   for (const p of peers) await warmUp(p);
 
   const records: RunRecord[] = [];
