@@ -40,14 +40,17 @@ function change(text: string, from: string | RegExp, to: string): string {
 }
 
 /** What a test machine must change in a run file of README.md, and nothing else. */
-function forTest(text: string, p: { port: number; dir: string; smtpDelay: string }): string {
+function forTest(
+  text: string,
+  p: { port: number; dir: string; smtpDelay: string; smtpd: string },
+): string {
   let t = text;
   if (t.includes("envuidgid")) {
     t = change(t, "envuidgid qmaild", "envuidgid nobody");
     t = change(t, "/etc/tcp.smtp.cdb", `${p.dir}/tcp.smtp.cdb`);
     t = change(t, / 0 smtp \\\n/g, ` 127.0.0.1 ${p.port} \\\n`);
     t = change(t, /^( +)smtp-delay /gm, `$1${p.smtpDelay} `);
-    t = change(t, "/var/qmail/bin/qmail-smtpd", QPSMTPD);
+    t = change(t, "/var/qmail/bin/qmail-smtpd", p.smtpd);
   } else {
     t = change(t, "setuidgid qmaill", "setuidgid nobody");
     t = change(t, "/var/log/qmail/smtpd", `${p.dir}/log`);
@@ -140,7 +143,10 @@ async function tryRunFile(runName: string, mode: "filter" | "serve"): Promise<vo
   const service = `${dir}/service/smtpd`;
   try {
     const port = freePort();
-    const p = { port, dir, smtpDelay: await installSmtpDelay(dir) };
+    // The checkout may be where nobody cannot go (a clone in /root): a copy nobody can run.
+    await Deno.copyFile(QPSMTPD, `${dir}/qpsmtpd-ucspi`);
+    await Deno.chmod(`${dir}/qpsmtpd-ucspi`, 0o755);
+    const p = { port, dir, smtpDelay: await installSmtpDelay(dir), smtpd: `${dir}/qpsmtpd-ucspi` };
     await Deno.mkdir(`${service}/log`, { recursive: true });
     await Deno.mkdir(`${dir}/log`);
     await Deno.mkdir(`${dir}/state`);
@@ -173,7 +179,8 @@ async function tryRunFile(runName: string, mode: "filter" | "serve"): Promise<vo
       ...["--from", "a@example.org", "--to", "b@example.net"],
       ...["--header", `Subject: ${marker}`, "--body", `${marker}\n`],
     ]);
-    assert.equal(swaks.code, 0, swaks.stdout + swaks.stderr);
+    const current = () => Deno.readTextFile(`${dir}/log/current`).catch(() => "");
+    assert.equal(swaks.code, 0, `${swaks.stdout}${swaks.stderr}\nlog:\n${await current()}`);
     assert.match(swaks.stdout, /^<- {2}220 mx\.example\.net ESMTP qpsmtpd/m, "qpsmtpd's banner");
     assert.match(swaks.stdout, /^<- {2}250 Queued!/m, "qpsmtpd took the message");
 
