@@ -19,7 +19,8 @@ CC ?= gcc
 all: build/recorder $(DENO_DEP)
 
 $(LOCAL_DENO):
-	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION) >&2
+	@echo "npm install --prefix $(TOOLS) deno@$(DENO_VERSION)" >&2
+	@npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION) >&2
 	@touch $@
 
 build/recorder: tests/e2e/recorder.c
@@ -27,9 +28,9 @@ build/recorder: tests/e2e/recorder.c
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
 # The same flags everywhere; `make run ARGS='-S ...'` runs the filter from
-# source, to try it at a terminal: make writes nothing on stdout, but it stays
-# the filter's parent and turns its exit code into 2. Run files use the
-# installed program (make install).
+# source, to try it at a terminal: make writes nothing on stdout (but for
+# "Entering directory" under -C), but it stays the filter's parent and turns
+# a failure's exit code into 2. Run files use the installed program.
 run: $(DENO_DEP)
 	@$(DENO) run $(PERMISSIONS) main.ts $(ARGS)
 
