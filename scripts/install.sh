@@ -48,7 +48,7 @@ case "${1-}" in
     mkdir -p "$sbin"
     install -m 755 "$2" "$sbin/smtp-delay.new"
     mv -f "$sbin/smtp-delay.new" "$sbin/smtp-delay"
-    say "installed the compiled binary $prefix/sbin/smtp-delay"
+    say "installed the compiled binary $prefix/sbin/smtp-delay${destdir:+ (under $destdir)}"
     exit 0
     ;;
   launcher) ;;
@@ -104,4 +104,5 @@ if [ -z "$destdir" ]; then
   "$prefix/sbin/smtp-delay" -v 2>&1 | grep -q '^smtp-delay ' ||
     die "$prefix/sbin/smtp-delay does not answer -v"
 fi
-say "installed the launcher $prefix/sbin/smtp-delay: Deno $version runs $lib/main.ts on the module cache $lib/cache, prepared here (no compiled binary: ${WHY:-make dist was not tried})"
+under=${destdir:+ (under $destdir)}
+say "installed the launcher $prefix/sbin/smtp-delay$under: Deno $version runs $lib/main.ts on the module cache $lib/cache, prepared for that path (no compiled binary: ${WHY:-make dist was not tried})"
