@@ -37,31 +37,35 @@ async function deliver(server: Logged, n: number): Promise<void> {
 }
 
 for (const mode of MODES) {
-  Deno.test(`${mode}: a sender that keeps passing is never slowed for its volume`, E2E, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "smtp-delay-volume-" });
-    const dns = await startDns();
-    const server = await startServer(mode, {
-      args: ["-S", "-d", "0.05", "-D", "0.5", "-P", "0.5"],
-      rules: RULES,
-      env: { SMTPDELAY_DNS: dns.address, SMTPDELAY_STORE: `sqlite:${dir}/state.db` },
-    });
-    try {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: AT_ONCE }, async () => {
-          while (next < MESSAGES) await deliver(server, next++);
-        }),
-      );
-      const passes = server.lines.filter((l) => / PASS .* ip=192\.0\.2\.2 /.test(l));
-      assert.equal(passes.length, MESSAGES, server.lines.join("\n"));
-      for (const line of passes) {
-        assert.match(line, / tier=ptr .* delay=0\.050 .* memory=(-|passed)$/, line);
+  Deno.test(
+    `${mode}: a sender that keeps passing is never slowed for its volume`,
+    E2E,
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "smtp-delay-volume-" });
+      const dns = await startDns();
+      const server = await startServer(mode, {
+        args: ["-S", "-d", "0.05", "-D", "0.5", "-P", "0.5"],
+        rules: RULES,
+        env: { SMTPDELAY_DNS: dns.address, SMTPDELAY_STORE: `sqlite:${dir}/state.db` },
+      });
+      try {
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: AT_ONCE }, async () => {
+            while (next < MESSAGES) await deliver(server, next++);
+          }),
+        );
+        const passes = server.lines.filter((l) => / PASS .* ip=192\.0\.2\.2 /.test(l));
+        assert.equal(passes.length, MESSAGES, server.lines.join("\n"));
+        for (const line of passes) {
+          assert.match(line, / tier=ptr .* delay=0\.050 .* memory=(-|passed)$/, line);
+        }
+        assert.ok(passes.filter((l) => l.endsWith(" memory=passed")).length >= MESSAGES - AT_ONCE);
+      } finally {
+        await server.stop();
+        await dns.stop();
+        await Deno.remove(dir, { recursive: true });
       }
-      assert.ok(passes.filter((l) => l.endsWith(" memory=passed")).length >= MESSAGES - AT_ONCE);
-    } finally {
-      await server.stop();
-      await dns.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
-  });
+    },
+  );
 }
