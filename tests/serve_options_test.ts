@@ -75,7 +75,7 @@ Deno.test("parseServe() uses tcpserver's defaults and serve's own", () => {
     rulesMissingOk: false,
     lookupRemote: true,
     localName: undefined,
-    backlog: 20,
+    backlog: 4096,
     verbosity: 1,
     uid: undefined,
     gid: undefined,
@@ -345,9 +345,28 @@ Deno.test("parseServe() takes the last of -U, -u and -g, as tcpserver does", asy
   }
 });
 
+Deno.test("parseServe() -U without envuidgid says what is wrong and what to do", async (t) => {
+  const rows: Array<[string, Env, string]> = [
+    ["no UID nor GID", {}, 'got UID="" GID=""'],
+    ["UID only", { UID: "89" }, 'got UID="89" GID=""'],
+    ["GID only", { GID: "82" }, 'got UID="" GID="82"'],
+    ["empty ones", { UID: "", GID: "" }, 'got UID="" GID=""'],
+    ["a user name", { UID: "qmaild", GID: "82" }, 'got UID="qmaild" GID="82"'],
+  ];
+  for (const [name, env, got] of rows) {
+    await t.step(name, () => {
+      const e = assertUsageError(() => serve(["-U", ...TAIL], env));
+      assert.equal(
+        e.message,
+        `-U wants UID and GID in the environment (run serve under envuidgid), ${got}`,
+      );
+    });
+  }
+});
+
 Deno.test("parseServe() refuses --stress above 100 and unknown long options, naming them", () => {
   assertUsageError(() => serve(["--stress", "101", ...TAIL]), "--stress", '"101"');
-  assertUsageError(() => serve(["--help", "0", "25", "prog"]), '"--help"');
+  assertUsageError(() => serve(["--hlep", "0", "25", "prog"]), '"--hlep"');
   assertUsageError(() => serve(["--waitng", "50", ...TAIL]), '"--waitng"');
 });
 
@@ -518,7 +537,7 @@ Deno.test("parseServe() refuses an unknown letter, naming it", async (t) => {
   ];
   for (const [name, args, part] of rows) {
     await t.step(name, () => {
-      assertUsageError(() => serve(args), "Unknown option", part);
+      assertUsageError(() => serve(args), "unknown option", part);
     });
   }
 });

@@ -36,7 +36,7 @@ export interface ServeConfig {
   readonly lookupRemote: boolean;
   /** -l: TCPLOCALHOST; undefined: the local address's PTR, looked up once. */
   readonly localName: string | undefined;
-  /** -b: the listen backlog [20]. */
+  /** -b: the listen backlog [4096]; the kernel caps it at net.core.somaxconn. */
   readonly backlog: number;
   /** -q 0, -Q 1 (default), -v 2: which tcpserver lines are logged. */
   readonly verbosity: 0 | 1 | 2;
@@ -49,6 +49,17 @@ export interface ServeConfig {
   readonly screening: readonly string[];
   readonly program: readonly string[];
 }
+
+/**
+ * -b's default. tcpserver's 20 dates from a server that stops accepting at
+ * -c and lets the backlog hold the rest; serve accepts every client at once
+ * (into the screening, or to answer it 421), so the backlog only has to hold
+ * a burst until the next accept. A connection that finds the queue full
+ * never reaches serve: the kernel drops its handshake and the client, which
+ * believes it is connected, waits for a retransmission (seconds to minutes).
+ * 4096 is Linux's own cap (net.core.somaxconn since 5.4).
+ */
+export const BACKLOG = 4096;
 
 const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
 const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);
@@ -63,12 +74,27 @@ function count(text: string, what: string, min: number): number {
   return Number(text);
 }
 
-/** A uid or gid: 0 to 4294967294 (the largest is "no change" to setuid). */
+/** Whether `text` is a uid or gid: 0 to 4294967294 (the largest is "no change" to setuid). */
+function isId(text: string): boolean {
+  return /^[0-9]{1,10}$/.test(text) && Number(text) <= 4_294_967_294;
+}
+
 function id(text: string, what: string): number {
-  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 4_294_967_294) {
-    throw new UsageError(`${what} wants a user or group id, got "${text}"`);
-  }
+  if (!isId(text)) throw new UsageError(`${what} wants a user or group id, got "${text}"`);
   return Number(text);
+}
+
+/** -U: UID and GID as envuidgid sets them. */
+function fromEnvuidgid(env: Readonly<Record<string, string | undefined>>): [number, number] {
+  const uid = env.UID ?? "";
+  const gid = env.GID ?? "";
+  if (!isId(uid) || !isId(gid)) {
+    throw new UsageError(
+      "-U wants UID and GID in the environment (run serve under envuidgid), " +
+        `got UID="${uid}" GID="${gid}"`,
+    );
+  }
+  return [Number(uid), Number(gid)];
 }
 
 function percent(text: string, what: string): number {
@@ -148,10 +174,8 @@ export function parseServe(
   let uid: number | undefined;
   let gid: number | undefined;
   for (const { letter, value } of mine) {
-    if (letter === "U") {
-      uid = id(env.UID ?? "", "UID (for -U)");
-      gid = id(env.GID ?? "", "GID (for -U)");
-    } else if (letter === "u") uid = id(value, "-u");
+    if (letter === "U") [uid, gid] = fromEnvuidgid(env);
+    else if (letter === "u") uid = id(value, "-u");
     else if (letter === "g") gid = id(value, "-g");
   }
   const verbosity = ({ q: 0, Q: 1, v: 2 } as const)[lastOf(["q", "Q", "v"]) as "q" | "Q" | "v"] ??
@@ -170,7 +194,7 @@ export function parseServe(
     rulesMissingOk: has("X"),
     lookupRemote: lastOf(["h", "H"]) !== "H",
     localName: last("l"),
-    backlog: last("b") === undefined ? 20 : count(last("b")!, "-b", 1),
+    backlog: last("b") === undefined ? BACKLOG : count(last("b")!, "-b", 1),
     verbosity,
     uid,
     gid,

@@ -51,6 +51,12 @@ function privilegedPort(): number {
   throw new Error("no free port from 700 to 1023");
 }
 
+/** serve's default backlog as the kernel keeps it: -b's 4096, or net.core.somaxconn if lower. */
+const DEFAULT_BACKLOG = Math.min(
+  4096,
+  Number(Deno.readTextFileSync("/proc/sys/net/core/somaxconn").trim()),
+);
+
 /** The listening socket on `port` as ss(8) sees it: [local address, backlog]. */
 async function listening(port: number): Promise<[string, number]> {
   const out = await run(["ss", "-ltnH", `sport = :${port}`]);
@@ -175,7 +181,7 @@ Deno.test({
     });
     const peers: Peer[] = [];
     try {
-      assert.deepEqual(await listening(server.port), [`[::1]:${server.port}`, 20]);
+      assert.deepEqual(await listening(server.port), [`[::1]:${server.port}`, DEFAULT_BACKLOG]);
       const peer = await Peer.connect("::1", server.port);
       peers.push(peer);
       const port = peer.localPort;
@@ -241,7 +247,7 @@ Deno.test({
       wrap: listenOn("::"),
     });
     try {
-      assert.deepEqual(await listening(server.port), [`*:${server.port}`, 20]);
+      assert.deepEqual(await listening(server.port), [`*:${server.port}`, DEFAULT_BACKLOG]);
       const { client, pid } = await greeted(server, "127.0.0.2");
       const port = client.localPort;
       assert.ok(
