@@ -46,6 +46,7 @@ import { EventLoop } from "./loop.ts";
 import { parseServe, type ServeConfig } from "./options.ts";
 import { relay } from "./relay.ts";
 import { Rules } from "./rules_file.ts";
+import { SharedSqlite } from "./state_file.ts";
 import {
   EAGAIN,
   EINTR,
@@ -121,7 +122,8 @@ interface Child {
 /** Reads what can be re-read at SIGHUP: patterns and allowlists. */
 class Reloadable {
   private patterns = new Map<string, RegExp[]>();
-  private allows = new Map<string, Exemptions | undefined>();
+  /** Each allowlist's load, shared by the clients that arrive while it is read. */
+  private allows = new Map<string, Promise<Exemptions | undefined>>();
 
   patternsOf(config: Config): RegExp[] | undefined {
     const path = config.patternFile;
@@ -131,11 +133,19 @@ class Reloadable {
     return list;
   }
 
-  async allowOf(config: Config): Promise<Exemptions | undefined> {
+  allowOf(config: Config): Promise<Exemptions | undefined> {
     const path = config.allowFile;
-    if (path === undefined) return undefined;
-    if (!this.allows.has(path)) this.allows.set(path, await loadExemptions(path));
-    return this.allows.get(path);
+    if (path === undefined) return Promise.resolve(undefined);
+    let loaded = this.allows.get(path);
+    if (!loaded) {
+      const loading = loadExemptions(path);
+      this.allows.set(path, loaded = loading);
+      // A list that cannot be read is tried again by the next client, as a pattern file is.
+      loading.catch(() => {
+        if (this.allows.get(path) === loading) this.allows.delete(path);
+      });
+    }
+    return loaded;
   }
 
   clear(): void {
@@ -162,9 +172,8 @@ class Server {
   private readonly baseVars: Array<[string, string]>;
   /** Configs by the SMTPDELAY* variables the rules set (see configOf). */
   private readonly configs = new Map<string, Config>();
-  /** SQLite stores, open for the server's life. */
-  private readonly stores = new Map<string, Store>();
-  private readonly openedStores: Store[] = [];
+  /** SQLite state files, by URL and timeout: one handle each for every client. */
+  private readonly stateFiles = new Map<string, SharedSqlite>();
   /** Sessions being relayed (caps that need to see the traffic). */
   private relays = 0;
   private stopping = false;
@@ -216,15 +225,15 @@ class Server {
     Deno.addSignalListener("SIGHUP", () => {
       this.reload.clear();
       this.rules?.forget();
-      // A state file replaced or removed is opened again.
-      for (const store of this.openedStores.splice(0)) store.close();
-      this.stores.clear();
+      // A state file replaced or removed is opened again, at its next use.
+      for (const file of this.stateFiles.values()) file.reload();
       log.event(`RELOAD waiting=${this.waiting.size} children=${this.children.size}`);
     });
     this.status();
     await this.loop.run(() =>
       !this.stopping || this.waiting.size > 0 || this.queue.length > 0 || this.relays > 0
     );
+    for (const file of this.stateFiles.values()) file.close();
     return 0;
   }
 
@@ -607,37 +616,15 @@ class Server {
     });
   }
 
-  /** The SQLite store of `config`, opened once (again after a failure). */
-  private async sqlite(config: Config): Promise<Store | undefined> {
+  /** The SQLite store of `config`: one handle for every client (see state_file.ts). */
+  private sqlite(config: Config): Promise<Store> {
     const key = `${config.store} ${config.storeTimeoutMs}`;
-    let store = this.stores.get(key);
-    if (!store) {
-      const { openStore } = await import("../store/open.ts");
-      const { StoreError } = await import("../store/store.ts");
-      const opened = await openStore(config.store, config.storeTimeoutMs, this.c.sleep);
-      if (!opened) return undefined;
-      // A lock waits on this thread, which every client shares: after a failure the store
-      // rests for a second (clients go without memory) instead of stalling the server again.
-      let restUntil = 0;
-      const guarded = async <T>(work: () => Promise<T>): Promise<T> => {
-        if (now() < restUntil) throw new StoreError("resting after a failure less than 1 s ago");
-        try {
-          return await work();
-        } catch (e) {
-          restUntil = now() + 1000;
-          throw e;
-        }
-      };
-      store = {
-        ...opened,
-        update: (k, change) => guarded(() => opened.update(k, change)),
-        get: (k) => guarded(() => opened.get(k)),
-        close: () => {},
-      };
-      this.stores.set(key, store);
-      this.openedStores.push(opened);
+    let file = this.stateFiles.get(key);
+    if (!file) {
+      file = new SharedSqlite(config.store.replace(/^sqlite:/, ""), config.storeTimeoutMs, now);
+      this.stateFiles.set(key, file);
     }
-    return store;
+    return Promise.resolve(file.store);
   }
 }
 
@@ -712,6 +699,14 @@ export async function serve(
     log.warning(
       `only ${files} file descriptors for --waiting ${options.maxWaiting}: ` +
         `clients beyond get 421 (raise ulimit -n)`,
+    );
+  }
+  // Linux silently cuts the backlog to net.core.somaxconn; a connection beyond never reaches us.
+  const somaxconn = Number(c.readProcFile("/proc/sys/net/core/somaxconn")?.trim());
+  if (somaxconn > 0 && somaxconn < options.backlog) {
+    log.warning(
+      `only ${somaxconn} connections in the listen queue for -b ${options.backlog} ` +
+        `(net.core.somaxconn): clients of a burst beyond wait unanswered (raise it with sysctl)`,
     );
   }
   const selfStart = processStart(c, "self");

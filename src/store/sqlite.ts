@@ -18,12 +18,26 @@ function failed(path: string, doing: string, e: unknown): StoreError {
   return new StoreError(`sqlite ${path}: unable to ${doing}: ${(e as Error).message ?? e}`);
 }
 
+/** A SQLite store that can be let go of after its file was replaced or removed (serve's). */
+export interface SqliteStore extends Store {
+  /**
+   * Empties the -wal file into the database it belongs to, then closes.
+   * SQLite does not do it when it closes a file that was renamed or deleted,
+   * and the next file opened at the same path would read that -wal as its own.
+   */
+  retire(): void;
+}
+
 /**
  * Opens (creating it and its directory on first use) the SQLite store at
  * `path`. A lock held longer than `timeoutMs` makes an operation fail with a
  * StoreError, as does a file that cannot be created or is not a database.
  */
-export function openSqlite(path: string, timeoutMs: number, now: () => number = Date.now): Store {
+export function openSqlite(
+  path: string,
+  timeoutMs: number,
+  now: () => number = Date.now,
+): SqliteStore {
   let db: DatabaseSync;
   try {
     const dir = path.slice(0, path.lastIndexOf("/"));
@@ -97,6 +111,14 @@ export function openSqlite(path: string, timeoutMs: number, now: () => number = 
       } catch {
         // already closed
       }
+    },
+    retire() {
+      try {
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch {
+        // closed, or a reader of the old file holds on past the timeout: its -wal stays
+      }
+      this.close();
     },
   };
 }
