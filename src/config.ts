@@ -132,10 +132,10 @@ export function runsRblsmtpd(program: readonly string[]): boolean {
   return program.some((word) => word.slice(word.lastIndexOf("/") + 1) === "rblsmtpd");
 }
 
-/** The warning for a client handed on with RBLSMTPD set to a chain without rblsmtpd. */
+/** The warning for clients handed on with RBLSMTPD set to a chain without rblsmtpd. */
 export function noRblsmtpdWarning(program: readonly string[]): string {
-  return `RBLSMTPD is set for ${program[0]}, which does not act on it: without -S only ` +
-    "rblsmtpd refuses the client (put rblsmtpd after smtp-delay, or use -S)";
+  return `without -S, early talkers go on to ${program[0]} with RBLSMTPD set, and only ` +
+    "rblsmtpd acts on it (put rblsmtpd after smtp-delay, or use -S)";
 }
 
 /**

@@ -501,11 +501,11 @@ Deno.test("parseServe() reads PORT as a number or a service name", async (t) => 
 
 Deno.test("parseServe() wants HOST, PORT and a program, saying which is missing", async (t) => {
   const rows: { name: string; args: string[]; missing: string }[] = [
-    { name: "nothing", args: [], missing: "No HOST" },
-    { name: "only options", args: ["-v", "-c", "5"], missing: "No HOST" },
-    { name: "only HOST", args: ["0"], missing: "No PORT" },
-    { name: "HOST PORT, no program", args: ["0", "25"], missing: "No program" },
-    { name: "-- then HOST PORT", args: ["--", "0", "25"], missing: "No program" },
+    { name: "nothing", args: [], missing: "no HOST" },
+    { name: "only options", args: ["-v", "-c", "5"], missing: "no HOST" },
+    { name: "only HOST", args: ["0"], missing: "no PORT" },
+    { name: "HOST PORT, no program", args: ["0", "25"], missing: "no program" },
+    { name: "-- then HOST PORT", args: ["--", "0", "25"], missing: "no program" },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {

@@ -7,7 +7,7 @@
  * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
  * taken. -v is tcpserver's verbosity here, not the version.
  */
-import { FILTER_OPTIONS, MAX_COUNT, scanOptions, UsageError } from "../config.ts";
+import { FILTER_OPTIONS, MAX_COUNT, type OptionSet, scanOptions, UsageError } from "../config.ts";
 import { type Ip, parseIp } from "../ip.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
@@ -130,6 +130,24 @@ export function parseHost(text: string): Ip {
   return ip;
 }
 
+/** serve's letters and long options, and the screening's. */
+const SERVE_OPTIONS: OptionSet = {
+  flags: new Set([...SERVE_FLAGS, "S"]), // -v is serve's verbosity, not the version
+  values: new Set([...SERVE_VALUES, ...FILTER_OPTIONS.values]),
+  longs: new Set([...SERVE_LONG, ...FILTER_OPTIONS.longs]),
+  refused: (letter) =>
+    NOT_TAKEN.has(letter)
+      ? `option "-${letter}" of tcpserver is not taken by smtp-delay serve`
+      : undefined,
+};
+
+/** --help or --version among serve's options (before HOST), if asked for. */
+export function serveAsks(args: readonly string[]): "--help" | "--version" | undefined {
+  const { options } = scanOptions(args, SERVE_OPTIONS);
+  if (options.some((o) => o.letter === "--help")) return "--help";
+  return options.some((o) => o.letter === "--version") ? "--version" : undefined;
+}
+
 /**
  * Splits the command line: the server's options here, the screening's
  * passed on (checked later by parseConfig), then HOST PORT prog.
@@ -139,15 +157,7 @@ export function parseServe(
   env: Readonly<Record<string, string | undefined>>,
   services: string,
 ): ServeConfig {
-  const { options, rest } = scanOptions(args, {
-    flags: new Set([...SERVE_FLAGS, "S"]), // -v is serve's verbosity, not the version
-    values: new Set([...SERVE_VALUES, ...FILTER_OPTIONS.values]),
-    longs: new Set([...SERVE_LONG, ...FILTER_OPTIONS.longs]),
-    refused: (letter) =>
-      NOT_TAKEN.has(letter)
-        ? `Option "-${letter}" of tcpserver is not taken by smtp-delay serve`
-        : undefined,
-  });
+  const { options, rest } = scanOptions(args, SERVE_OPTIONS);
   const mine = options.filter((o) =>
     SERVE_FLAGS.has(o.letter) || SERVE_VALUES.has(o.letter) || SERVE_LONG.has(o.letter.slice(2))
   );
@@ -162,7 +172,7 @@ export function parseServe(
   const [hostText, portText, ...program] = rest;
   if (hostText === undefined || portText === undefined || program.length === 0) {
     throw new UsageError(
-      `No ${
+      `no ${
         hostText === undefined ? "HOST" : portText === undefined ? "PORT" : "program"
       } (${SERVE_USAGE})`,
     );

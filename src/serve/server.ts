@@ -10,7 +10,15 @@
  * lookups go on meanwhile.
  */
 import { type Client, readClient } from "../client.ts";
-import { type Config, needsRelay, parseConfig, UsageError } from "../config.ts";
+import {
+  type Config,
+  needsRelay,
+  noRblsmtpdWarning,
+  parseConfig,
+  printRequest,
+  runsRblsmtpd,
+  UsageError,
+} from "../config.ts";
 import { answer } from "../handoff.ts";
 import { keyOf } from "../history.ts";
 import { formatIp, type Ip } from "../ip.ts";
@@ -43,7 +51,7 @@ import {
   pidLine,
 } from "./lines.ts";
 import { EventLoop } from "./loop.ts";
-import { parseServe, type ServeConfig } from "./options.ts";
+import { parseServe, serveAsks, type ServeConfig } from "./options.ts";
 import { relay } from "./relay.ts";
 import { Rules } from "./rules_file.ts";
 import { SharedSqlite } from "./state_file.ts";
@@ -312,6 +320,8 @@ class Server {
     if (!config) {
       const request = parseConfig([...this.serve.screening, "--", ...this.serve.program], env);
       if (request.kind !== "run") throw new UsageError("-v is not a screening option");
+      // Once per set of variables, as long as the set is kept.
+      for (const warning of request.warnings) log.warning(warning);
       config = stressed ? underStress(request.config, this.serve.stressDelayMs) : request.config;
       if (this.configs.size >= 256) this.configs.clear();
       this.configs.set(key, config);
@@ -543,7 +553,7 @@ class Server {
         timer = setTimeout(() => {
           this.s.kill(pid, SIGTERM);
           logEnd("session");
-        }, Math.max(0, startMs + config.caps.maxSessionMs - now()));
+        }, Math.max(0, Math.ceil(startMs + config.caps.maxSessionMs - now()))); // no fraction: setTimeout drops it, firing early
       }
     }
     let pidfd: number;
@@ -684,6 +694,12 @@ export async function serve(
   } catch {
     // numbers only, then
   }
+  const asked = serveAsks(args);
+  if (asked) {
+    const { text } = printRequest(asked) as { text: string };
+    Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
+    return 0;
+  }
   const options = parseServe(args, env, services);
   const request = parseConfig([...options.screening, "--", ...options.program], env);
   if (request.kind !== "run") throw new UsageError("-v is not a screening option");
@@ -722,6 +738,11 @@ export async function serve(
       return 111;
     }
     throw e;
+  }
+  // What the run file's settings would not do: said once, by the server that listens.
+  for (const warning of request.warnings) log.warning(warning);
+  if (!request.config.standalone && !runsRblsmtpd(options.program)) {
+    log.warning(noRblsmtpdWarning(options.program));
   }
   if (options.printPort) {
     Deno.stdout.writeSync(new TextEncoder().encode(`${server.port()}\n`));

@@ -198,8 +198,8 @@ const SERVE_CASES: Array<[string, string[], Record<string, string>, RegExp]> = [
     fatal,
   ]),
   ["an unknown option", ["-Z", ...HOST_PORT_PROG], {}, /^smtp-delay: fatal: unknown option "-Z"$/],
-  ["no program", ["-S", "127.0.0.1", "0"], {}, /^smtp-delay: fatal: No program \(usage: /],
-  ["no port", ["-S", "127.0.0.1"], {}, /^smtp-delay: fatal: No PORT \(usage: /],
+  ["no program", ["-S", "127.0.0.1", "0"], {}, /^smtp-delay: fatal: no program \(usage: /],
+  ["no port", ["-S", "127.0.0.1"], {}, /^smtp-delay: fatal: no PORT \(usage: /],
   [
     "a HOST that is not an address",
     ["mail.example.org", "25", RECORDER],
@@ -229,7 +229,7 @@ const SERVE_CASES: Array<[string, string[], Record<string, string>, RegExp]> = [
     "-U without UID",
     ["-U", ...HOST_PORT_PROG],
     {},
-    /^smtp-delay: fatal: UID \(for -U\) wants .*, got ""$/,
+    /^smtp-delay: fatal: -U wants UID and GID in the environment \(run serve under envuidgid\), got UID="" GID=""$/,
   ],
   [
     "a missing allowlist",
@@ -247,7 +247,7 @@ const SERVE_CASES: Array<[string, string[], Record<string, string>, RegExp]> = [
     [`-${letter}`, ...HOST_PORT_PROG],
     {},
     new RegExp(
-      `^smtp-delay: fatal: Option "-${letter}" of tcpserver is not taken by smtp-delay serve$`,
+      `^smtp-delay: fatal: option "-${letter}" of tcpserver is not taken by smtp-delay serve$`,
     ),
   ]),
 ];

@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { VERSION } from "../../src/config.ts";
-import { Client, FILTER, RECORDER, type Rule, run, Server } from "./harness.ts";
+import {
+  banner,
+  Client,
+  FILTER,
+  RECORDER,
+  type Rule,
+  run,
+  Server,
+  ServeServer,
+} from "./harness.ts";
 
 const E2E = { sanitizeOps: false, sanitizeResources: false };
 
@@ -19,6 +28,8 @@ Deno.test("--help and --version print on stdout and exit 0", async (t) => {
     { args: ["-S", "--help"], stdout: /^smtp-delay [0-9.]+: /m },
     { args: ["--version"], stdout: new RegExp(`^smtp-delay ${VERSION.replaceAll(".", "\\.")}\n$`) },
     { args: ["state", "--help"], stdout: /^usage: smtp-delay \[options\] prog/m },
+    { args: ["serve", "--help"], stdout: /^serve takes tcpserver's -1 -c N/m },
+    { args: ["serve", "-v", "--version"], stdout: /^smtp-delay [0-9.]+\n$/ },
   ];
   for (const row of rows) {
     await t.step(row.args.join(" "), async () => {
@@ -65,9 +76,9 @@ Deno.test("without -S, RBLSMTPD for a chain without rblsmtpd: one warning line",
       try {
         const lines = await talkEarly(server);
         assert.match(lines[0]!, / EARLY .* action=rblsmtpd /, lines.join("\n"));
-        const warning = `smtp-delay: warning: RBLSMTPD is set for ${last[0]}, which does not ` +
-          "act on it: without -S only rblsmtpd refuses the client (put rblsmtpd after " +
-          "smtp-delay, or use -S)";
+        const warning = `smtp-delay: warning: without -S, early talkers go on to ${last[0]} ` +
+          "with RBLSMTPD set, and only rblsmtpd acts on it (put rblsmtpd after smtp-delay, " +
+          "or use -S)";
         assert.equal(server.lines.includes(warning), warns, server.lines.join("\n"));
       } finally {
         await server.stop();
@@ -100,3 +111,23 @@ Deno.test(
     }
   },
 );
+
+Deno.test("serve says both at start, and a rule's memory variable once", E2E, async (t) => {
+  const server = await ServeServer.start({ args: ["-H", "-d", "0.05"], rules: RULES });
+  try {
+    await t.step("without -S and without rblsmtpd: one warning at start", () => {
+      const warning = `smtp-delay: warning: without -S, early talkers go on to ${RECORDER} ` +
+        "with RBLSMTPD set, and only rblsmtpd acts on it (put rblsmtpd after smtp-delay, " +
+        "or use -S)";
+      assert.equal(server.lines.filter((l) => l === warning).length, 1, server.lines.join("\n"));
+    });
+    await t.step("SMTPDELAY_MAX_CONNS for clients without a store: one warning", async () => {
+      for (let i = 0; i < 2; i++) await banner(server, "127.0.0.3");
+      const warning = "smtp-delay: warning: SMTPDELAY_MAX_CONNS does nothing without a store " +
+        "(SMTPDELAY_STORE none)";
+      assert.equal(server.lines.filter((l) => l === warning).length, 1, server.lines.join("\n"));
+    });
+  } finally {
+    await server.stop();
+  }
+});
