@@ -603,15 +603,10 @@ Deno.test("remember() leaves the SQLite file closed when its update failed", asy
 });
 
 Deno.test({
+  // openSqlite() closes the DatabaseSync it opened when the PRAGMA or the
+  // CREATE TABLE then fails (a file that is not a database): left to the
+  // garbage collector, serve's retry every second would hold one fd more each.
   name: "remember() leaves the SQLite file closed when it is not a database",
-  // BUG: openSqlite() (src/store/sqlite.ts) opens the DatabaseSync, and when
-  // the PRAGMA or the CREATE TABLE then fails (a file that is not a database,
-  // a read-only directory for the WAL) it throws without db.close(): the fd
-  // stays open until a garbage collection. remember() has no store to close.
-  // The per-connection filter exits soon after; serve retries the file every
-  // second (state_file.ts), one fd more each time until V8 collects them.
-  // The fix: close `db` in the catch of the open in openSqlite().
-  ignore: true,
   async fn() {
     await withTempDir(async (dir) => {
       const path = `${dir}/state.db`;

@@ -38,7 +38,7 @@ export function openSqlite(
   timeoutMs: number,
   now: () => number = Date.now,
 ): SqliteStore {
-  let db: DatabaseSync;
+  let db: DatabaseSync | undefined;
   try {
     const dir = path.slice(0, path.lastIndexOf("/"));
     if (dir) Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -50,6 +50,7 @@ export function openSqlite(
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     db.exec(SCHEMA);
   } catch (e) {
+    db?.close(); // not left to the garbage collector: serve retries every second
     throw failed(path, "open", e);
   }
   const select = db.prepare("SELECT record, expires FROM records WHERE key = ?");
