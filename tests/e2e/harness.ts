@@ -201,6 +201,11 @@ export function serverEnv(
   return runFileEnv({ RECORD_DIR: `${dir}/records`, SMTPDELAY_STORE: "none", ...env });
 }
 
+/** The servers running, by port: a client that connects notes where the log stood. */
+const running = new Map<number, Logged>();
+/** Where a server's log stood when a client began to connect, by `serverPort:clientPort`. */
+const connectMarks = new Map<string, number>();
+
 /**
  * What Server and ServeServer share: the process, the log lines of a running
  * server (its stderr, line by line), waits on them, the recorder's files, and
@@ -222,6 +227,8 @@ export abstract class Logged {
     this.records = `${dir}/records`;
     this.exited = child.status;
     this.pump(child.stderr);
+    running.set(port, this);
+    this.exited.finally(() => running.get(port) === this && running.delete(port));
   }
 
   /**
@@ -262,9 +269,18 @@ export abstract class Logged {
     );
   }
 
-  /** The pid started for the connection from local port `clientPort` (its `ok` line). */
-  async pidOf(clientPort: number): Promise<number> {
-    const line = await this.waitLog(new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`));
+  /**
+   * The pid started for the connection from local port `clientPort` (its
+   * `ok` line), looking from where the log stood when that client began to
+   * connect (a client that connects many times may be given a port again:
+   * the older connection's line is not this one's), or from line `from`.
+   */
+  async pidOf(clientPort: number, from = connectMarks.get(`${this.port}:${clientPort}`) ?? 0) {
+    const line = await this.waitLog(
+      new RegExp(`^tcpserver: ok (\\d+) .*::${clientPort}$`),
+      `ok line for port ${clientPort}`,
+      from,
+    );
     return Number(line.split(" ")[2]);
   }
 
@@ -651,12 +667,16 @@ export class Peer {
       `connect to ${host} port ${port}${from === undefined ? "" : ` from ${from}`}`,
       new Promise((resolve, reject) => {
         const askedAt = performance.now();
+        const mark = running.get(port)?.lines.length;
         const socket = net.createConnection({
           host,
           port,
           ...(from === undefined ? {} : { localAddress: from }),
         });
-        socket.once("connect", () => resolve(new Peer(socket, askedAt)));
+        socket.once("connect", () => {
+          if (mark !== undefined) connectMarks.set(`${port}:${socket.localPort}`, mark);
+          resolve(new Peer(socket, askedAt));
+        });
         socket.once("error", reject);
       }),
     );
