@@ -109,10 +109,16 @@ bench-startup: all
 bench-softlimit: all
 	DENO="$(DENO)" python3 bench/softlimit.py
 
+# serve under a burst of COUNT [3000] connects from as many addresses, with
+# tcpserver's backlog and serve's: bench/results/burst.md.
+bench-burst: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/burst.ts
+	$(DENO) fmt -q bench/results/burst.md
+
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst demo clean
