@@ -12,7 +12,6 @@ import {
   noRblsmtpdWarning,
   parseConfig,
   runsRblsmtpd,
-  UsageError,
 } from "./src/config.ts";
 import { answer, handOn } from "./src/handoff.ts";
 import { libc } from "./src/libc.ts";
@@ -27,6 +26,7 @@ import {
   screen,
   type Screened,
 } from "./src/screen.ts";
+import { UsageError } from "./src/usage_error.ts";
 import { watch } from "./src/watch.ts";
 
 const now = () => performance.now();

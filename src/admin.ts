@@ -12,13 +12,14 @@
  * first connection would be one the filter cannot write; a mistyped path
  * would be a new, empty memory).
  */
-import { getopt, parseConfig, printRequest, UsageError } from "./config.ts";
+import { getopt, parseConfig, printRequest } from "./config.ts";
 import { forgive, keyOf, type MemoryConfig, recall } from "./history.ts";
 import { parseIp } from "./ip.ts";
 import { libc } from "./libc.ts";
 import * as log from "./log.ts";
 import { openStore } from "./store/open.ts";
 import type { Record, Store } from "./store/store.ts";
+import { UsageError } from "./usage_error.ts";
 
 const USAGE =
   "usage: smtp-delay state [--store URL] show ADDRESS | list | forgive ADDRESS | expire";

@@ -8,7 +8,7 @@
  * `#` starts a comment. main imports this module only when there is an
  * allowlist.
  */
-import { UsageError } from "./config.ts";
+import { UsageError } from "./usage_error.ts";
 import { type Ip, parseIp } from "./ip.ts";
 import { reason } from "./log.ts";
 

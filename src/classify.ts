@@ -4,7 +4,7 @@
  * `noptr`: no name. `dynamic`: the host labels (the name without its
  * registered domain) look like an end-user address. `ptr`: anything else.
  */
-import { UsageError } from "./config.ts";
+import { UsageError } from "./usage_error.ts";
 import type { Ip } from "./ip.ts";
 
 export type Tier = "ptr" | "dynamic" | "noptr";

@@ -1,5 +1,5 @@
 /** tcpserver's environment -> the Client. Pure: takes the environment as a Record. */
-import { UsageError } from "./config.ts";
+import { UsageError } from "./usage_error.ts";
 import { formatIp, type Ip, parseIp } from "./ip.ts";
 
 export interface Client {

@@ -7,6 +7,7 @@
 import type { Tier } from "./classify.ts";
 import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
+import { UsageError } from "./usage_error.ts";
 
 export const VERSION = "0.1.0";
 
@@ -58,11 +59,6 @@ export function helpText(): string {
     "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N.",
     "Exit codes: 0 answered or hung up, 100 usage, 111 temporary failure.",
   ].join("\n");
-}
-
-/** A bad option or environment value: exit 100. */
-export class UsageError extends Error {
-  override name = "UsageError";
 }
 
 /** Where to send the PTR query; absent means the system resolver. */

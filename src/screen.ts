@@ -7,7 +7,7 @@
  */
 import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./classify.ts";
 import type { Client } from "./client.ts";
-import { type Config, UsageError } from "./config.ts";
+import type { Config } from "./config.ts";
 import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./decide.ts";
 import type { Departure, Recall } from "./history.ts";
 import type { Ip } from "./ip.ts";
@@ -15,6 +15,7 @@ import * as log from "./log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./rdns.ts";
 import type { Memory } from "./remember.ts";
 import type { Watch, Watched } from "./watch.ts";
+import { UsageError } from "./usage_error.ts";
 
 /** The allowlist's answers, when there is one. */
 export interface Exemptions {

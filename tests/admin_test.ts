@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { describe, keyFor, penalised } from "../src/admin.ts";
-import { UsageError } from "../src/config.ts";
+import { UsageError } from "../src/usage_error.ts";
 import { arrive, depart, EMPTY, type MemoryConfig } from "../src/history.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
 import type { LiveConn, Record as Rec } from "../src/store/store.ts";

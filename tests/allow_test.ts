@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Allowlist, allowsIp, allowsName, parseAllowlist } from "../src/allow.ts";
-import { UsageError } from "../src/config.ts";
+import { UsageError } from "../src/usage_error.ts";
 import { formatIp, parseIp } from "../src/ip.ts";
 import { assertUsageError } from "./fixtures/assert.ts";
 

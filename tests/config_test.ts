@@ -18,9 +18,9 @@ import {
   parseStore,
   runsRblsmtpd,
   USAGE,
-  UsageError,
   VERSION,
 } from "../src/config.ts";
+import { UsageError } from "../src/usage_error.ts";
 import { assertUsageError } from "./fixtures/assert.ts";
 
 type Env = Record<string, string | undefined>;

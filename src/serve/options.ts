@@ -7,8 +7,9 @@
  * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
  * taken. -v is tcpserver's verbosity here, not the version.
  */
-import { FILTER_OPTIONS, MAX_COUNT, type OptionSet, scanOptions, UsageError } from "../config.ts";
+import { FILTER_OPTIONS, MAX_COUNT, type OptionSet, scanOptions } from "../config.ts";
 import { type Ip, parseIp } from "../ip.ts";
+import { UsageError } from "../usage_error.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
   "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--per-ip N] [--stress N] [--stress-delay N] " +

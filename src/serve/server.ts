@@ -17,7 +17,6 @@ import {
   parseConfig,
   printRequest,
   runsRblsmtpd,
-  UsageError,
 } from "../config.ts";
 import { answer } from "../handoff.ts";
 import { keyOf } from "../history.ts";
@@ -40,6 +39,7 @@ import {
   screen,
   type Screened,
 } from "../screen.ts";
+import { UsageError } from "../usage_error.ts";
 import { interpret, type Watch, type Watched } from "../watch.ts";
 import {
   baseEnv,
