@@ -60,7 +60,8 @@ dist: $(DENO_DEP)
 
 # /usr/local/sbin/smtp-delay: the compiled binary when `make dist` succeeds,
 # else the launcher (scripts/install.sh): the Deno in use and the program in
-# $(PREFIX)/lib/smtp-delay, with a module cache prepared for that path.
+# $(PREFIX)/lib/smtp-delay, with a module cache prepared for that path. Both
+# install the manual page as $(PREFIX)/share/man/man8/smtp-delay.8.
 # DESTDIR stages the files for a package; the paths inside name PREFIX.
 PREFIX ?= /usr/local
 DESTDIR ?=

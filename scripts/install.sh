@@ -6,6 +6,9 @@
 #   scripts/install.sh launcher      the launcher instead, with the program and Deno in
 #                                    $DESTDIR$PREFIX/lib/smtp-delay (LIB below)
 #
+# Either also installs the manual page, smtp-delay.8, as
+# $DESTDIR$PREFIX/share/man/man8/smtp-delay.8.
+#
 # The launcher (scripts/smtp-delay.in) names the final paths ($PREFIX, never
 # $DESTDIR). LIB holds: deno (a copy of $DENO), main.ts, src/, deno.json,
 # deno.lock, and cache/, the DENO_DIR the launcher sets, prepared here:
@@ -17,9 +20,19 @@
 #   3. scripts/relocate_cache.ts moves the keys (absolute paths) from the
 #      staging directory to LIB, checkpoints the SQLite files and makes their
 #      -shm a directory, so that no start writes them, not even root's.
-# The launcher passes --no-code-cache: V8's code cache did not make a start
-# faster (README, Performance), and without it a run that uses a store would
-# write new entries into the cache.
+# What Deno 2.9.6 writes into DENO_DIR, found by running it on an empty one:
+# gen/file/PATH.ts.js (each module transpiled, with the hashes of its source
+# and of itself), dep_analysis_cache_v2 (each module's imports) and
+# node_analysis_cache_v2 (CommonJS, empty here), SQLite files in WAL mode
+# keyed by file URL; v8_code_cache_v2, written only by a run whose event loop
+# turns (one that uses a store); and an empty npm/. SQLite rewrites a WAL
+# database's index (its -shm file) at every open by a user allowed to write,
+# root too: a -shm that is a directory is opened read-only, the index kept
+# in SQLite's own memory. With DESTDIR, only the source maps inside the
+# transpiled files still name the staging directory (a stack trace shows it).
+# The launcher passes --no-code-cache: a prepared V8 code cache made no start
+# faster (tried by hand, 30 starts each), and without it a run that uses a
+# store would write new entries into the cache.
 # Exit 0; 100 for bad usage; 111 when a step fails.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,14 +54,23 @@ esac
 prefix=${prefix%/}
 destdir=${destdir%/}
 sbin=$destdir$prefix/sbin
+man8=$destdir$prefix/share/man/man8
+
+# The manual page, beside either form of the program.
+install_man() {
+  mkdir -p "$man8"
+  install -m 644 "$root/smtp-delay.8" "$man8/smtp-delay.8.new"
+  mv -f "$man8/smtp-delay.8.new" "$man8/smtp-delay.8"
+}
 
 case "${1-}" in
   binary)
     [ -x "${2-}" ] || die "usage: install.sh binary FILE" 100
+    install_man
     mkdir -p "$sbin"
     install -m 755 "$2" "$sbin/smtp-delay.new"
     mv -f "$sbin/smtp-delay.new" "$sbin/smtp-delay"
-    say "installed the compiled binary $prefix/sbin/smtp-delay${destdir:+ (under $destdir)}"
+    say "installed the compiled binary $prefix/sbin/smtp-delay and $prefix/share/man/man8/smtp-delay.8${destdir:+ (under $destdir)}"
     exit 0
     ;;
   launcher) ;;
@@ -63,6 +85,7 @@ lib=$prefix/lib/smtp-delay
 stage=$destdir$lib
 work=$stage.new # the cache is prepared here, then moved to $stage
 
+install_man
 rm -rf "$work"
 mkdir -p "$work" "$sbin"
 install -m 755 "$deno" "$work/deno"
@@ -105,4 +128,4 @@ if [ -z "$destdir" ]; then
     die "$prefix/sbin/smtp-delay does not answer -v"
 fi
 under=${destdir:+ (under $destdir)}
-say "installed the launcher $prefix/sbin/smtp-delay$under: Deno $version runs $lib/main.ts on the module cache $lib/cache, prepared for that path (no compiled binary: ${WHY:-make dist was not tried})"
+say "installed the launcher $prefix/sbin/smtp-delay$under: Deno $version runs $lib/main.ts on the module cache $lib/cache, prepared for that path (no compiled binary: ${WHY:-make dist was not tried}); the manual page $prefix/share/man/man8/smtp-delay.8"

@@ -197,6 +197,9 @@ Deno.test("make install-launcher DESTDIR=...: every path names PREFIX, and the c
     const text = await Deno.readTextFile(`${staged}/sbin/smtp-delay`);
     assert.ok(text.includes(`exec ${prefix}/lib/smtp-delay/deno run `), text);
     assert.ok(!text.includes("/stage/"), text);
+    const man = `${staged}/share/man/man8/smtp-delay.8`;
+    assert.equal(await Deno.readTextFile(man), await Deno.readTextFile(`${ROOT}smtp-delay.8`));
+    assert.equal((await Deno.stat(man)).mode! & 0o777, 0o644, "the man page is 0644");
     const cache = `${staged}/lib/smtp-delay/cache`;
     const emitted = [...(await tree(`${cache}/gen/file`)).keys()]
       .map((p) => p.slice(`${cache}/gen/file`.length));
