@@ -37,6 +37,7 @@ wanted=(
   prlimit:util-linux               # limits in the tests
   svscan:daemontools               # the run files: envuidgid, setuidgid, softlimit, multilog, supervise
   qpsmtpd-forkserver:qpsmtpd       # a real SMTP server behind the run files' test
+  groff:groff-base                 # tests/doc_test.ts renders smtp-delay.8
 )
 need=()
 for pair in "${wanted[@]}"; do
