@@ -12,13 +12,15 @@
  * first connection would be one the filter cannot write; a mistyped path
  * would be a new, empty memory).
  */
-import { getopt, parseConfig, printRequest } from "./config.ts";
+import { FILTER_OPTIONS, parseConfig, printRequest } from "./config.ts";
+import { scanOptions } from "./getopt.ts";
 import { forgive, keyOf, type MemoryConfig, recall } from "./history.ts";
 import { parseIp } from "./ip.ts";
 import { libc } from "./libc.ts";
 import * as log from "./log.ts";
 import { openStore } from "./store/open.ts";
-import type { Record, Store } from "./store/store.ts";
+import type { ClientRecord, Store } from "./store/store.ts";
+import { parseStoreUrl } from "./store/url.ts";
 import { UsageError } from "./usage_error.ts";
 
 const USAGE =
@@ -31,27 +33,33 @@ export function keyFor(text: string): string {
   return keyOf(ip);
 }
 
-const iso = (ms: number | undefined) => ms === undefined ? "-" : new Date(ms).toISOString();
+const isoTime = (ms: number | undefined) => ms === undefined ? "-" : new Date(ms).toISOString();
 
 /** One line about a record, as `show` and `list` print it. */
-export function describe(key: string, r: Record, config: MemoryConfig, now: number): string {
-  const m = recall(r, config, now);
+export function describeRecord(
+  key: string,
+  record: ClientRecord,
+  config: MemoryConfig,
+  now: number,
+): string {
+  const recalled = recall(record, config, now);
+  const { lastPassAt, lastStrikeAt } = record;
   return [
     key,
-    `passed=${iso(r.lastPassAt)}${r.lastPassAt && !m.passed ? "(old)" : ""}`,
-    `strikes=${r.strikes}`,
-    `last-strike=${iso(r.lastStrikeAt)}${r.lastStrikeAt && !m.penalised ? "(old)" : ""}`,
-    `boxes=${r.boxes}`,
-    `box-until=${iso(m.boxUntil)}`,
-    `arrivals=${m.arrivals}`,
-    `open=${r.live.length}`,
+    `passed=${isoTime(lastPassAt)}${lastPassAt && !recalled.passed ? "(old)" : ""}`,
+    `strikes=${record.strikes}`,
+    `last-strike=${isoTime(lastStrikeAt)}${lastStrikeAt && !recalled.penalised ? "(old)" : ""}`,
+    `boxes=${record.boxes}`,
+    `box-until=${isoTime(recalled.boxUntil)}`,
+    `arrivals=${recalled.arrivals}`,
+    `open=${record.live.length}`,
   ].join(" ");
 }
 
 /** Penalised (a recent strike) or boxed now. */
-export function penalised(r: Record, config: MemoryConfig, now: number): boolean {
-  const m = recall(r, config, now);
-  return m.penalised || m.boxUntil !== undefined;
+export function penalised(record: ClientRecord, config: MemoryConfig, now: number): boolean {
+  const recalled = recall(record, config, now);
+  return recalled.penalised || recalled.boxUntil !== undefined;
 }
 
 function print(lines: string[]): void {
@@ -81,14 +89,15 @@ function parseCommand(words: readonly string[]): { verb: string; key: string | u
 }
 
 /**
- * A SQLite store that does not exist yet: nothing is remembered there, and
- * the admin does not create it (the filter does, at its first connection).
+ * Why a SQLite store that does not exist yet is not opened: nothing is
+ * remembered there, and the admin does not create it (the filter does, at
+ * its first connection). Undefined for any other store.
  */
-function missing(url: string): string | undefined {
-  if (!url.startsWith("sqlite:")) return undefined;
-  const path = url.slice("sqlite:".length);
+function notCreatedYet(url: string): string | undefined {
+  const store = parseStoreUrl(url, "--store");
+  if (store.kind !== "sqlite") return undefined;
   try {
-    Deno.statSync(path);
+    Deno.statSync(store.path);
     return undefined;
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) return undefined; // open() will say why
@@ -97,7 +106,7 @@ function missing(url: string): string | undefined {
   }
 }
 
-async function command(
+async function runCommand(
   store: Store,
   config: MemoryConfig,
   { verb, key }: { verb: string; key: string | undefined },
@@ -105,22 +114,21 @@ async function command(
   const now = Date.now();
   switch (verb) {
     case "show": {
-      const r = await store.get(key!);
-      print([r ? describe(key!, r, config, now) : `${key} nothing remembered`]);
+      const record = await store.get(key!);
+      print([record ? describeRecord(key!, record, config, now) : `${key} nothing remembered`]);
       return;
     }
     case "list": {
       const all = await store.list();
       print(
-        all.filter(([, r]) => penalised(r, config, now)).map(([k, r]) =>
-          describe(k, r, config, now)
-        ),
+        all.filter(([, record]) => penalised(record, config, now))
+          .map(([listed, record]) => describeRecord(listed, record, config, now)),
       );
       return;
     }
     case "forgive": {
-      const r = await store.update(key!, forgive(config, now));
-      print([r ? `${key} forgiven` : `${key} nothing remembered`]);
+      const record = await store.update(key!, forgive(config, now));
+      print([record ? `${key} forgiven` : `${key} nothing remembered`]);
       return;
     }
     case "expire":
@@ -136,7 +144,7 @@ export async function admin(
   args: readonly string[],
   env: Readonly<{ [name: string]: string | undefined }>,
 ): Promise<number> {
-  const { options, rest } = getopt(args);
+  const { options, rest } = scanOptions(args, FILTER_OPTIONS);
   if (options.some((o) => o.letter === "--help" || o.letter === "--version")) {
     const asked = printRequest(options.some((o) => o.letter === "--help") ? "--help" : "--version");
     print([asked.kind === "print" ? asked.text : USAGE]);
@@ -152,7 +160,7 @@ export async function admin(
   if (request.kind !== "run") throw new UsageError(`-v is not a state option (${USAGE})`);
   const { config } = request;
   if (config.store === "none") throw new UsageError(`no store to look at: --store none (${USAGE})`);
-  const absent = missing(config.store);
+  const absent = notCreatedYet(config.store);
   if (absent) {
     log.fatal(absent);
     return 111;
@@ -160,7 +168,7 @@ export async function admin(
   let store: Store | undefined;
   try {
     store = await openStore(config.store, Math.max(config.storeTimeoutMs, 5_000), libc().sleep);
-    await command(store!, config.memory, wanted);
+    await runCommand(store!, config.memory, wanted);
     return 0;
   } catch (e) {
     log.fatal(`unable to use the store: ${log.reason(e)}`);

@@ -71,6 +71,6 @@ export function loadAllowlist(path: string): Allowlist {
 /** True when `name` is one of the suffixes or a name under one. */
 export function allowsName(list: Allowlist, name: string | undefined): boolean {
   if (!name) return false;
-  const n = name.toLowerCase().replace(/\.$/, "");
-  return list.suffixes.some((s) => n === s || n.endsWith("." + s));
+  const lower = name.toLowerCase().replace(/\.$/, "");
+  return list.suffixes.some((suffix) => lower === suffix || lower.endsWith("." + suffix));
 }

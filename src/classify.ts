@@ -9,9 +9,9 @@ import type { Ip } from "./ip.ts";
 
 export type Tier = "ptr" | "dynamic" | "noptr";
 
-/** Separators that bound a token in a host label: dot, dash, underscore, digit, or an end. */
-const B = "(^|[-._0-9])";
-const E = "([-._0-9]|$)";
+/** What may stand before and after a token in host labels: `.`, `-`, `_`, a digit, an end. */
+const BEFORE = "(^|[-._0-9])";
+const AFTER = "([-._0-9]|$)";
 
 /**
  * The built-in patterns, in the syntax of a pattern file: one regular
@@ -21,17 +21,17 @@ const E = "([-._0-9]|$)";
  */
 export const BUILTIN_PATTERNS = `\
 # words of access networks, as whole tokens (dsl-1-2 and ppp0 match, dynamo does not)
-${B}[asvx]?dsl${E}
-${B}dial(up|in)?${E}
-${B}dyn(amic|ip)?${E}
-${B}dhcp${E}
-${B}pool${E}
-${B}ppp(oe)?${E}
-${B}cable${E}
-${B}cpe${E}
-${B}broadband${E}
-${B}(cust|customer)${E}
-${B}residential${E}
+${BEFORE}[asvx]?dsl${AFTER}
+${BEFORE}dial(up|in)?${AFTER}
+${BEFORE}dyn(amic|ip)?${AFTER}
+${BEFORE}dhcp${AFTER}
+${BEFORE}pool${AFTER}
+${BEFORE}ppp(oe)?${AFTER}
+${BEFORE}cable${AFTER}
+${BEFORE}cpe${AFTER}
+${BEFORE}broadband${AFTER}
+${BEFORE}(cust|customer)${AFTER}
+${BEFORE}residential${AFTER}
 # three or more numbers in a row, such as 203-0-113-7 or 7.113.0.203
 (^|[^0-9])[0-9]{1,3}[-._][0-9]{1,3}[-._][0-9]{1,3}([^0-9]|$)
 # a whole address written as one decimal number
@@ -40,17 +40,17 @@ ${B}residential${E}
 
 /** Parses pattern-file text; a line that is not a valid regular expression is a UsageError. */
 export function parsePatterns(text: string, source = "built-in patterns"): RegExp[] {
-  const out: RegExp[] = [];
+  const patterns: RegExp[] = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.replace(/\r$/, "").trim();
     if (line === "" || line.startsWith("#")) return;
     try {
-      out.push(new RegExp(line, "i"));
+      patterns.push(new RegExp(line, "i"));
     } catch {
       throw new UsageError(`${source} line ${i + 1} is not a regular expression: "${line}"`);
     }
   });
-  return out;
+  return patterns;
 }
 
 /** Second-level labels under a two-letter TLD that are public, as in co.uk or com.au. */
@@ -97,13 +97,14 @@ export function hostLabels(name: string): string {
  */
 export function hasIpDigits(labels: string, ip: Ip): boolean {
   if (ip.family !== 4) return false;
-  const [, b, c, d] = ip.bytes;
-  const run = (x: number, y: number, z: number) => `(^|[^0-9])${x}[-._x]${y}[-._x]${z}([^0-9]|$)`;
-  const padded = [...ip.bytes].map((n) => String(n).padStart(3, "0")).join("");
-  const hex = [...ip.bytes].map((n) => n.toString(16).padStart(2, "0")).join("");
+  const [, second, third, fourth] = ip.bytes;
+  const inARow = (x: number, y: number, z: number) =>
+    `(^|[^0-9])${x}[-._x]${y}[-._x]${z}([^0-9]|$)`;
+  const padded = [...ip.bytes].map((byte) => String(byte).padStart(3, "0")).join("");
+  const hex = [...ip.bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("");
   return new RegExp(
-    `${run(b!, c!, d!)}|${run(d!, c!, b!)}|(^|[^0-9])${padded}([^0-9]|$)|` +
-      `(^|[^0-9a-f])${hex}([^0-9a-f]|$)`,
+    `${inARow(second!, third!, fourth!)}|${inARow(fourth!, third!, second!)}|` +
+      `(^|[^0-9])${padded}([^0-9]|$)|(^|[^0-9a-f])${hex}([^0-9a-f]|$)`,
   ).test(labels);
 }
 

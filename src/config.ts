@@ -5,8 +5,10 @@
  * touched.
  */
 import type { Tier } from "./classify.ts";
+import { type Option, type OptionSet, scanOptions } from "./getopt.ts";
 import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
+import { parseStoreUrl } from "./store/url.ts";
 import { UsageError } from "./usage_error.ts";
 
 export const VERSION = "0.1.0";
@@ -24,8 +26,8 @@ export const FILTER_USAGE = "usage: smtp-delay [options] prog [arg ...]; see smt
  * The memory's and the caps' lines come from their tables.
  */
 export function helpText(): string {
-  const settings = (table: ReadonlyArray<readonly [string, string, string, string, number]>) =>
-    table.map(([option, variable, , unit, fallback]) =>
+  const lines = (table: { readonly [field: string]: Setting }) =>
+    Object.values(table).map(({ option, variable, unit, fallback }) =>
       `  --${option} N`.padEnd(30) + `${variable} [${fallback}${unit === "seconds" ? " s" : ""}]`
     );
   return [
@@ -48,12 +50,12 @@ export function helpText(): string {
     "  -S                          answer early talkers (451), refusals (421)",
     "  -v                          the version and the usage, on stderr",
     "  --store URL                 SMTPDELAY_STORE: sqlite:/PATH, none,",
-    "                              redis://HOST[:PORT][/DB]",
+    "                              redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
     `                              [${DEFAULT_STORE}]`,
     "  --store-timeout N           SMTPDELAY_STORE_TIMEOUT [0.2 s]",
     "  --allow FILE                SMTPDELAY_ALLOW: CIDRs and names exempt",
-    ...settings(MEMORY_SETTINGS),
-    ...settings(CAP_SETTINGS),
+    ...lines(MEMORY_SETTINGS),
+    ...lines(CAP_SETTINGS),
     "",
     "serve takes tcpserver's -1 -c N -x CDB -X -h -H -l NAME -b N -q -Q -v -R -U",
     "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N.",
@@ -83,7 +85,10 @@ export interface Config {
   readonly patternFile: string | undefined;
   /** The per-IP memory's settings. */
   readonly memory: MemoryConfig;
-  /** `none`, `sqlite:PATH` or `redis://[:PASSWORD@]HOST[:PORT][/DB]`. */
+  /**
+   * `none`, `sqlite:/PATH` or `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
+   * as given: parseStoreUrl took it, so the store will.
+   */
   readonly store: string;
   /** Longest time a store operation may take before the filter goes on without memory. */
   readonly storeTimeoutMs: number;
@@ -105,14 +110,78 @@ export interface Caps {
   readonly maxBytesPerSecond: number;
 }
 
-/** The caps' options and variables, as MEMORY_SETTINGS. */
-export const CAP_SETTINGS = [
-  ["max-session", "SMTPDELAY_MAX_SESSION", "maxSessionMs", "seconds", 900],
-  ["max-idle", "SMTPDELAY_MAX_IDLE", "maxIdleMs", "seconds", 0],
-  ["max-bytes-per-second", "SMTPDELAY_MAX_BYTES_PER_SECOND", "maxBytesPerSecond", "count", 0],
-] as const satisfies ReadonlyArray<
-  readonly [string, string, keyof Caps, "seconds" | "count", number]
->;
+/**
+ * One setting of the memory or the caps: an option of the run file, and a
+ * variable tcprules can set per client (the variable wins).
+ */
+export interface Setting {
+  /** The long option, without its dashes. */
+  readonly option: string;
+  readonly variable: string;
+  /** Seconds (kept in ms, up to 30 days) or a whole count (up to a million). */
+  readonly unit: "seconds" | "count";
+  /** The default, in the unit the admin writes. */
+  readonly fallback: number;
+}
+
+/** What a settings table makes of each row: the row itself, or the value a run reads. */
+type RowMaker<Row> = (
+  option: string,
+  variable: string,
+  unit: Setting["unit"],
+  fallback: number,
+) => Row;
+
+/** A settings table's rows, one per field of T: the compiler checks none is missing or extra. */
+type Rows<T, Row> = { readonly [Field in keyof T]: Row };
+
+/**
+ * The memory's settings: long option, variable, unit, default. A function of
+ * what to make of each row, so that one table gives both the rows (--help,
+ * the options) and the MemoryConfig parseConfig reads, without a cast.
+ */
+function memorySettings<Row>(row: RowMaker<Row>): Rows<MemoryConfig, Row> {
+  return {
+    passTtlMs: row("pass-ttl", "SMTPDELAY_PASS_TTL", "seconds", 86_400),
+    penaltyTtlMs: row("penalty-ttl", "SMTPDELAY_PENALTY_TTL", "seconds", 86_400),
+    strikes: row("strikes", "SMTPDELAY_STRIKES", "count", 3),
+    boxMs: row("box", "SMTPDELAY_BOX", "seconds", 600),
+    boxMaxMs: row("box-max", "SMTPDELAY_BOX_MAX", "seconds", 86_400),
+    rate: row("rate", "SMTPDELAY_RATE", "count", 30),
+    rateStepMs: row("rate-step", "SMTPDELAY_RATE_STEP", "seconds", 1),
+    rateCapMs: row("rate-cap", "SMTPDELAY_RATE_CAP", "seconds", 60),
+    maxConns: row("max-conns", "SMTPDELAY_MAX_CONNS", "count", 0),
+    maxRate: row("max-rate", "SMTPDELAY_MAX_RATE", "count", 0),
+    windowMs: row("window", "SMTPDELAY_WINDOW", "seconds", 60),
+    liveTtlMs: row("live-ttl", "SMTPDELAY_LIVE_TTL", "seconds", 1_200),
+  };
+}
+
+/** The caps' settings, as memorySettings. */
+function capSettings<Row>(row: RowMaker<Row>): Rows<Caps, Row> {
+  return {
+    maxSessionMs: row("max-session", "SMTPDELAY_MAX_SESSION", "seconds", 900),
+    maxIdleMs: row("max-idle", "SMTPDELAY_MAX_IDLE", "seconds", 0),
+    maxBytesPerSecond: row("max-bytes-per-second", "SMTPDELAY_MAX_BYTES_PER_SECOND", "count", 0),
+  };
+}
+
+const asSetting: RowMaker<Setting> = (option, variable, unit, fallback) =>
+  Object.freeze({ option, variable, unit, fallback });
+
+/** The memory's settings, by the MemoryConfig field each sets. */
+export const MEMORY_SETTINGS: Rows<MemoryConfig, Setting> = Object.freeze(
+  memorySettings(asSetting),
+);
+
+/** The caps' settings, by the Caps field each sets. */
+export const CAP_SETTINGS: Rows<Caps, Setting> = Object.freeze(capSettings(asSetting));
+
+/** Every setting of the two tables. */
+const SETTINGS: readonly Setting[] = [
+  ...Object.values(MEMORY_SETTINGS),
+  ...Object.values(CAP_SETTINGS),
+];
 
 /** True when the caps need the filter to stay as a relay instead of exec'ing. */
 export function needsRelay(caps: Caps): boolean {
@@ -163,27 +232,6 @@ export const MAX_SECONDS = 300;
 /** The default store: one SQLite file. */
 export const DEFAULT_STORE = "sqlite:/var/lib/smtp-delay/state.db";
 
-/**
- * The memory's settings: long option, variable, field, unit, default. Each is
- * an option of the run file and a variable tcprules can set per client.
- */
-export const MEMORY_SETTINGS = [
-  ["pass-ttl", "SMTPDELAY_PASS_TTL", "passTtlMs", "seconds", 86_400],
-  ["penalty-ttl", "SMTPDELAY_PENALTY_TTL", "penaltyTtlMs", "seconds", 86_400],
-  ["strikes", "SMTPDELAY_STRIKES", "strikes", "count", 3],
-  ["box", "SMTPDELAY_BOX", "boxMs", "seconds", 600],
-  ["box-max", "SMTPDELAY_BOX_MAX", "boxMaxMs", "seconds", 86_400],
-  ["rate", "SMTPDELAY_RATE", "rate", "count", 30],
-  ["rate-step", "SMTPDELAY_RATE_STEP", "rateStepMs", "seconds", 1],
-  ["rate-cap", "SMTPDELAY_RATE_CAP", "rateCapMs", "seconds", 60],
-  ["max-conns", "SMTPDELAY_MAX_CONNS", "maxConns", "count", 0],
-  ["max-rate", "SMTPDELAY_MAX_RATE", "maxRate", "count", 0],
-  ["window", "SMTPDELAY_WINDOW", "windowMs", "seconds", 60],
-  ["live-ttl", "SMTPDELAY_LIVE_TTL", "liveTtlMs", "seconds", 1_200],
-] as const satisfies ReadonlyArray<
-  readonly [string, string, keyof MemoryConfig, "seconds" | "count", number]
->;
-
 /** Longest TTL accepted, in seconds (30 days), and the largest count. */
 export const MAX_TTL_SECONDS = 2_592_000;
 export const MAX_COUNT = 1_000_000;
@@ -193,8 +241,7 @@ const LONG_OPTIONS: ReadonlySet<string> = new Set([
   "store",
   "store-timeout",
   "allow",
-  ...MEMORY_SETTINGS.map(([option]) => option),
-  ...CAP_SETTINGS.map(([option]) => option),
+  ...SETTINGS.map(({ option }) => option),
 ]);
 
 const NUMERIC_OPTIONS = new Set(["d", "D", "P", "N", "t"]);
@@ -203,90 +250,12 @@ const VALUE_OPTIONS: ReadonlySet<string> = new Set([...NUMERIC_OPTIONS, "f"]);
 /** The letters without a value. */
 const FLAG_OPTIONS: ReadonlySet<string> = new Set(["S", "v"]);
 
-/** Long options without a value that every command takes. */
-const LONG_FLAGS: ReadonlySet<string> = new Set(["help", "version"]);
-
-/** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
-export interface Option {
-  readonly letter: string;
-  readonly value: string;
-}
-
-/** The option letters and long names a command takes. */
-export interface OptionSet {
-  /** Letters without a value. */
-  readonly flags: ReadonlySet<string>;
-  /** Letters with a value. */
-  readonly values: ReadonlySet<string>;
-  /** Long option names (all take a value). */
-  readonly longs: ReadonlySet<string>;
-  /** Why a letter is refused, when it has a reason of its own. */
-  readonly refused?: (letter: string) => string | undefined;
-}
-
-/**
- * getopt(3) as djb's programs use it: options first, clustered flags (`-Sv`),
- * values attached or separate (`-d5`, `-d 5`), `--` ends the options, and the
- * first word that is not an option starts the program. Long options take a
- * value, attached or separate (`--store URL`, `--store=URL`), but for
- * `--help` and `--version`, which every command takes and which take none.
- */
-export function scanOptions(
-  args: readonly string[],
-  set: OptionSet,
-): { options: Option[]; rest: string[] } {
-  const options: Option[] = [];
-  let i = 0;
-  const valueAfter = (what: string): string => {
-    if (i + 1 >= args.length) throw new UsageError(`option ${what} needs a value`);
-    return args[++i]!;
-  };
-  for (; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (arg.length < 2 || arg[0] !== "-") break;
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const name = arg.slice(2, eq < 0 ? undefined : eq);
-      if (LONG_FLAGS.has(name) && eq < 0) {
-        options.push({ letter: `--${name}`, value: "" });
-        continue;
-      }
-      if (!set.longs.has(name)) throw new UsageError(`unknown option "--${name}"`);
-      const value = eq < 0 ? valueAfter(`--${name}`) : arg.slice(eq + 1);
-      options.push({ letter: `--${name}`, value });
-      continue;
-    }
-    for (let j = 1; j < arg.length; j++) {
-      const letter = arg[j]!;
-      if (set.flags.has(letter)) {
-        options.push({ letter, value: "" });
-      } else if (set.values.has(letter)) {
-        const value = arg.slice(j + 1) || valueAfter(`-${letter}`);
-        options.push({ letter, value });
-        break;
-      } else {
-        throw new UsageError(set.refused?.(letter) ?? `unknown option "-${letter}"`);
-      }
-    }
-  }
-  return { options, rest: args.slice(i) };
-}
-
 /** The filter's options. */
 export const FILTER_OPTIONS: OptionSet = {
   flags: FLAG_OPTIONS,
   values: VALUE_OPTIONS,
   longs: LONG_OPTIONS,
 };
-
-/** getopt for the filter's own options (see scanOptions). */
-export function getopt(args: readonly string[]): { options: Option[]; rest: string[] } {
-  return scanOptions(args, FILTER_OPTIONS);
-}
 
 const DECIMAL = /^[0-9]{1,9}(\.[0-9]{1,9})?$/;
 
@@ -335,36 +304,18 @@ export function parseNameServer(text: string, what = "SMTPDELAY_DNS"): NameServe
     host = bracketed[1]!;
     port = bracketed[2] ?? "53";
   } else if (text.indexOf(":") === text.lastIndexOf(":") && text.includes(":")) {
-    [host, port] = text.split(":") as [string, string];
+    host = text.slice(0, text.indexOf(":"));
+    port = text.slice(text.indexOf(":") + 1);
   }
   if (host.includes("%") || !parseIp(host)) throw bad();
   if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw bad();
   return Object.freeze({ ipAddr: host, port: Number(port) });
 }
 
-/**
- * Checks a store URL: `none`, `sqlite:/ABSOLUTE/PATH`,
- * `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (the Redis store parses it in
- * full when it opens: importing it here would cost every connection).
- */
-export function parseStore(text: string, what: string): string {
-  const ok = text === "none" || /^sqlite:\/[^\0]*[^/]$/.test(text) ||
-    /^redis:\/\/([^@\s/]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[0-9]{0,5})?$/.test(
-      text,
-    );
-  const port = /^redis:\/\/(?:[^@]*@)?(?:\[[^\]]*\]|[^:/]*):([0-9]+)/.exec(text)?.[1];
-  if (!ok || (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))) {
-    throw new UsageError(
-      `${what} wants none, sqlite:/PATH or redis://HOST[:PORT][/DB], got "${text}"`,
-    );
-  }
-  return text;
-}
-
 /** The memory's settings that do nothing without a store. */
-const STORE_SETTINGS = [
-  ...MEMORY_SETTINGS.map(([option, variable]) => [option, variable] as const),
-  ["store-timeout", "SMTPDELAY_STORE_TIMEOUT"] as const,
+const STORE_SETTINGS: ReadonlyArray<{ readonly option: string; readonly variable: string }> = [
+  ...Object.values(MEMORY_SETTINGS),
+  { option: "store-timeout", variable: "SMTPDELAY_STORE_TIMEOUT" },
 ];
 
 /**
@@ -382,7 +333,7 @@ function withoutStore(
 ): string[] {
   const none = options.findLast((o) => o.letter === "--store")?.value === "none";
   const warnings: string[] = [];
-  for (const [option, variable] of STORE_SETTINGS) {
+  for (const { option, variable } of STORE_SETTINGS) {
     if (none && options.some((o) => o.letter === `--${option}`)) {
       throw new UsageError(`--${option} needs a store, and --store none has none`);
     }
@@ -394,7 +345,7 @@ function withoutStore(
 }
 
 /** Environment variables that override an option for one client (tcprules). */
-export const ENV_OVERRIDES = [
+const ENV_OVERRIDES = [
   ["SMTPDELAYd", "d"],
   ["SMTPDELAYD", "D"],
   ["SMTPDELAYP", "P"],
@@ -410,57 +361,56 @@ export function parseConfig(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): Request {
-  const { options, rest } = getopt(args);
-  const asked = options.find((o) => o.letter === "--help") ??
-    options.find((o) => o.letter === "--version" || o.letter === "v");
-  if (asked) return printRequest(asked.letter as "v" | "--version" | "--help");
+  const { options, rest } = scanOptions(args, FILTER_OPTIONS);
+  if (options.some((o) => o.letter === "--help")) return printRequest("--help");
+  const version = options.find((o) => o.letter === "--version" || o.letter === "v");
+  if (version) return printRequest(version.letter === "v" ? "v" : "--version");
   // -N is a percentage, the other numbers are seconds (kept as milliseconds).
-  const parse = (letter: string, text: string, what: string) =>
+  const parseNumber = (letter: string, text: string, what: string) =>
     letter === "N" ? parsePercent(text, what) : parseSeconds(text, what);
   const numbers = new Map<string, number>();
   let patternFile: string | undefined;
   for (const { letter, value } of options) {
     if (letter === "f") patternFile = value === "" ? undefined : value;
-    else if (NUMERIC_OPTIONS.has(letter)) numbers.set(letter, parse(letter, value, `-${letter}`));
+    else if (NUMERIC_OPTIONS.has(letter)) {
+      numbers.set(letter, parseNumber(letter, value, `-${letter}`));
+    }
   }
-  for (const [name, letter] of ENV_OVERRIDES) {
-    const text = env[name];
-    if (text) numbers.set(letter, parse(letter, text, name));
+  for (const [variable, letter] of ENV_OVERRIDES) {
+    const text = env[variable];
+    if (text) numbers.set(letter, parseNumber(letter, text, variable));
   }
 
-  const long = (name: string, variable: string): { text: string; what: string } | undefined => {
+  /** A long option's value: its variable's (not empty), else the option's last, else none. */
+  const given = (option: string, variable: string): { text: string; what: string } | undefined => {
     const fromEnv = env[variable];
     if (fromEnv) return { text: fromEnv, what: variable };
-    const given = options.findLast((o) => o.letter === `--${name}`);
-    return given && { text: given.value, what: `--${name}` };
+    const last = options.findLast((o) => o.letter === `--${option}`);
+    return last && { text: last.value, what: `--${option}` };
   };
   // Every option's value is checked, even where a variable overrides it.
   for (const { letter, value } of options) {
-    const setting = [...MEMORY_SETTINGS, ...CAP_SETTINGS].find(([option]) =>
-      `--${option}` === letter
-    );
-    if (setting) parseSetting(setting[3], value, letter);
-    if (letter === "--store") parseStore(value, letter);
+    const setting = SETTINGS.find(({ option }) => `--${option}` === letter);
+    if (setting) parseSetting(setting.unit, value, letter);
+    if (letter === "--store") parseStoreUrl(value, letter);
     if (letter === "--store-timeout") parseStoreTimeout(value, letter);
   }
-  /** A table of settings -> its values: the variable, else the option, else the default. */
-  const settings = (
-    table: ReadonlyArray<readonly [string, string, string, "seconds" | "count", number]>,
-  ) =>
-    Object.fromEntries(table.map(([option, variable, field, unit, fallback]) => {
-      const given = long(option, variable);
-      if (given) return [field, parseSetting(unit, given.text, given.what)];
-      return [field, unit === "seconds" ? fallback * 1000 : fallback];
-    }));
-  const memory = settings(MEMORY_SETTINGS) as unknown as MemoryConfig;
-  const caps = settings(CAP_SETTINGS) as unknown as Caps;
-  const storeGiven = long("store", "SMTPDELAY_STORE");
-  const store = storeGiven ? parseStore(storeGiven.text, storeGiven.what) : DEFAULT_STORE;
-  const timeoutGiven = long("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
+  /** A setting's value: the variable's, else the option's, else the default. */
+  const valueOf: RowMaker<number> = (option, variable, unit, fallback) => {
+    const found = given(option, variable);
+    if (found) return parseSetting(unit, found.text, found.what);
+    return unit === "seconds" ? fallback * 1000 : fallback;
+  };
+  const memory: MemoryConfig = memorySettings(valueOf);
+  const caps: Caps = capSettings(valueOf);
+  const storeGiven = given("store", "SMTPDELAY_STORE");
+  if (storeGiven) parseStoreUrl(storeGiven.text, storeGiven.what);
+  const store = storeGiven?.text ?? DEFAULT_STORE;
+  const timeoutGiven = given("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
   const storeTimeoutMs = timeoutGiven
     ? parseStoreTimeout(timeoutGiven.text, timeoutGiven.what)
     : DEFAULTS.storeTimeoutMs;
-  const allowFile = long("allow", "SMTPDELAY_ALLOW")?.text || undefined;
+  const allowFile = given("allow", "SMTPDELAY_ALLOW")?.text || undefined;
   const warnings = withoutStore(options, env, storeGiven);
 
   const mode = env.SMTPDELAY ?? "";

@@ -2,11 +2,11 @@
  * What the filter remembers of a client, and what that memory means. Pure:
  * the clock and the liveness check are passed in.
  *
- * A store (src/store/) keeps one Record per key and applies the Changes made
+ * A store (src/store/) keeps one ClientRecord per key and applies the Changes made
  * here atomically; `recall` turns a record into the facts the decision uses.
  */
 import { formatIp, formatIpShort, type Ip } from "./ip.ts";
-import type { Change, LiveConn, Record } from "./store/store.ts";
+import type { Change, ClientRecord, LiveConn } from "./store/store.ts";
 
 /** The memory's settings, all in ms or counts; 0 switches a limit off. */
 export interface MemoryConfig {
@@ -35,7 +35,7 @@ export interface MemoryConfig {
 /** Most arrival times kept per key. */
 export const MAX_ARRIVALS = 1000;
 
-export const EMPTY: Record = Object.freeze({ strikes: 0, boxes: 0, arrivals: [], live: [] });
+export const EMPTY: ClientRecord = Object.freeze({ strikes: 0, boxes: 0, arrivals: [], live: [] });
 
 /** The key of a client: the IPv4 address, or the IPv6 /64 in RFC 5952's form (`2001:db8::/64`). */
 export function keyOf(ip: Ip): string {
@@ -45,23 +45,23 @@ export function keyOf(ip: Ip): string {
 }
 
 /** When a record may be forgotten: when nothing in it counts any more. */
-export function expiresAt(r: Record, config: MemoryConfig, now: number): number {
+export function expiresAt(record: ClientRecord, config: MemoryConfig, now: number): number {
   const times = [
     now + config.windowMs,
-    (r.lastPassAt ?? 0) + config.passTtlMs,
-    (r.lastStrikeAt ?? 0) + config.penaltyTtlMs,
-    r.boxUntil ?? 0,
-    ...r.live.map((c) => c.at + config.liveTtlMs),
+    (record.lastPassAt ?? 0) + config.passTtlMs,
+    (record.lastStrikeAt ?? 0) + config.penaltyTtlMs,
+    record.boxUntil ?? 0,
+    ...record.live.map((conn) => conn.at + config.liveTtlMs),
   ];
   return Math.max(...times);
 }
 
-const changed = (record: Record, config: MemoryConfig, now: number) => ({
+const changed = (record: ClientRecord, config: MemoryConfig, now: number) => ({
   record,
   expiresAt: expiresAt(record, config, now),
 });
 
-const same = (a: LiveConn, b: LiveConn) => a.host === b.host && a.pid === b.pid;
+const sameConn = (a: LiveConn, b: LiveConn) => a.host === b.host && a.pid === b.pid;
 
 /**
  * A connection arrives: its time joins the window's arrivals, and it joins
@@ -71,14 +71,14 @@ export function arrive(
   config: MemoryConfig,
   now: number,
   me: LiveConn,
-  alive: (c: LiveConn) => boolean,
+  alive: (conn: LiveConn) => boolean,
 ): Change {
   return (old) => {
-    const r = old ?? EMPTY;
-    const arrivals = [...r.arrivals.filter((t) => t > now - config.windowMs), now]
+    const record = old ?? EMPTY;
+    const arrivals = [...record.arrivals.filter((at) => at > now - config.windowMs), now]
       .slice(-MAX_ARRIVALS);
-    const live = [...r.live.filter((c) => !same(c, me) && alive(c)), me];
-    return changed({ ...r, arrivals, live }, config, now);
+    const live = [...record.live.filter((conn) => !sameConn(conn, me) && alive(conn)), me];
+    return changed({ ...record, arrivals, live }, config, now);
   };
 }
 
@@ -98,21 +98,23 @@ export type Departure =
  */
 export function depart(config: MemoryConfig, now: number, me: LiveConn, how: Departure): Change {
   return (old) => {
-    const r = old ?? EMPTY;
-    if (how === "pass") return changed({ ...r, lastPassAt: now }, config, now);
-    const live = r.live.filter((c) => !same(c, me));
-    if (how === "gone") return changed({ ...r, live }, config, now);
-    const recent = r.lastStrikeAt !== undefined && now - r.lastStrikeAt < config.penaltyTtlMs;
-    const strikes = (recent ? r.strikes : 0) + 1;
+    const record = old ?? EMPTY;
+    if (how === "pass") return changed({ ...record, lastPassAt: now }, config, now);
+    const live = record.live.filter((conn) => !sameConn(conn, me));
+    if (how === "gone") return changed({ ...record, live }, config, now);
+    const recent = record.lastStrikeAt !== undefined &&
+      now - record.lastStrikeAt < config.penaltyTtlMs;
+    const strikes = (recent ? record.strikes : 0) + 1;
     if (config.strikes > 0 && strikes >= config.strikes) {
-      const boxMs = Math.min(config.boxMaxMs, config.boxMs * 2 ** Math.min(r.boxes, 30));
+      const boxMs = Math.min(config.boxMaxMs, config.boxMs * 2 ** Math.min(record.boxes, 30));
+      const boxes = record.boxes + 1;
       return changed(
-        { ...r, live, strikes: 0, lastStrikeAt: now, boxes: r.boxes + 1, boxUntil: now + boxMs },
+        { ...record, live, strikes: 0, lastStrikeAt: now, boxes, boxUntil: now + boxMs },
         config,
         now,
       );
     }
-    return changed({ ...r, live, strikes, lastStrikeAt: now }, config, now);
+    return changed({ ...record, live, strikes, lastStrikeAt: now }, config, now);
   };
 }
 
@@ -139,15 +141,17 @@ export interface Recall {
   readonly rateWaitMs: number;
 }
 
-export function recall(r: Record, config: MemoryConfig, now: number): Recall {
-  const arrivals = r.arrivals.filter((t) => t > now - config.windowMs).length;
+/** What `record` says, at `now`, of a client that just arrived. */
+export function recall(record: ClientRecord, config: MemoryConfig, now: number): Recall {
+  const { lastPassAt, lastStrikeAt, boxUntil } = record;
+  const arrivals = record.arrivals.filter((at) => at > now - config.windowMs).length;
   const over = config.rate > 0 ? arrivals - config.rate : 0;
   return {
-    passed: r.lastPassAt !== undefined && now - r.lastPassAt < config.passTtlMs,
-    penalised: r.lastStrikeAt !== undefined && now - r.lastStrikeAt < config.penaltyTtlMs,
-    boxUntil: r.boxUntil !== undefined && r.boxUntil > now ? r.boxUntil : undefined,
+    passed: lastPassAt !== undefined && now - lastPassAt < config.passTtlMs,
+    penalised: lastStrikeAt !== undefined && now - lastStrikeAt < config.penaltyTtlMs,
+    boxUntil: boxUntil !== undefined && boxUntil > now ? boxUntil : undefined,
     arrivals,
-    open: Math.max(r.live.length - 1, 0),
+    open: Math.max(record.live.length - 1, 0),
     rateWaitMs: over > 0 ? Math.min(config.rateCapMs, over * config.rateStepMs) : 0,
   };
 }

@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { describe, keyFor, penalised } from "../src/admin.ts";
+import { describeRecord, keyFor, penalised } from "../src/admin.ts";
 import { UsageError } from "../src/usage_error.ts";
 import { arrive, depart, EMPTY, type MemoryConfig } from "../src/history.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
-import type { LiveConn, Record as Rec } from "../src/store/store.ts";
+import type { ClientRecord, LiveConn } from "../src/store/store.ts";
 import { PERMISSIONS, ROOT, runFileEnv } from "./fixtures/source.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -34,7 +34,7 @@ const MEM: MemoryConfig = {
 };
 
 const conn = (pid: number, at = T0): LiveConn => ({ host: "mx1", pid, start: "1", at });
-const rec = (changes: Partial<Rec>): Rec => ({ ...EMPTY, ...changes });
+const rec = (changes: Partial<ClientRecord>): ClientRecord => ({ ...EMPTY, ...changes });
 
 Deno.test("keyFor() turns what the admin typed into the key the filter uses", async (t) => {
   const rows: [string, string][] = [
@@ -78,8 +78,8 @@ Deno.test("keyFor() rejects what is not an address, quoting it", async (t) => {
   }
 });
 
-Deno.test("describe() prints one line of key=value fields", async (t) => {
-  const rows: { name: string; record: Rec; want: string }[] = [
+Deno.test("describeRecord() prints one line of key=value fields", async (t) => {
+  const rows: { name: string; record: ClientRecord; want: string }[] = [
     {
       name: "passed, penalised, boxed, two open, two arrivals in the window",
       record: rec({
@@ -115,22 +115,22 @@ Deno.test("describe() prints one line of key=value fields", async (t) => {
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      assert.equal(describe("192.0.2.1", row.record, MEM, T0), row.want);
+      assert.equal(describeRecord("192.0.2.1", row.record, MEM, T0), row.want);
     });
   }
 });
 
 // "(old)" marks a pass that no longer counts, not the absence of one.
 Deno.test({
-  name: "describe() prints passed=- for a client that never passed",
+  name: "describeRecord() prints passed=- for a client that never passed",
   fn() {
-    const got = describe("192.0.2.1", rec({ strikes: 1, lastStrikeAt: T0 }), MEM, T0);
+    const got = describeRecord("192.0.2.1", rec({ strikes: 1, lastStrikeAt: T0 }), MEM, T0);
     assert.ok(got.includes(" passed=- "), `got ${JSON.stringify(got)}, want " passed=- "`);
   },
 });
 
 Deno.test("penalised() is a strike within the penalty TTL or a box not over", async (t) => {
-  const rows: [string, Rec, boolean][] = [
+  const rows: [string, ClientRecord, boolean][] = [
     ["nothing", rec({ arrivals: [T0] }), false],
     ["a pass only", rec({ lastPassAt: T0 }), false],
     ["a strike just now", rec({ strikes: 1, lastStrikeAt: T0 }), true],
@@ -219,11 +219,11 @@ Deno.test("smtp-delay state works on a SQLite store", async (t) => {
   try {
     const now = Date.now();
     await seed(path, now);
-    /** The line `show` and `list` print for `key`, as describe() would at `now`. */
+    /** The line `show` and `list` print for `key`, as describeRecord() would at `now`. */
     const line = async (key: string) => {
       const s = openSqlite(path, 2_000);
       try {
-        return describe(key, (await s.get(key))!, MEM, now);
+        return describeRecord(key, (await s.get(key))!, MEM, now);
       } finally {
         s.close();
       }

@@ -5,7 +5,6 @@ import {
   DEFAULT_STORE,
   DEFAULTS,
   FILTER_USAGE,
-  getopt,
   helpText,
   MAX_COUNT,
   MAX_SECONDS,
@@ -15,7 +14,6 @@ import {
   parseConfig,
   parseDecimal,
   parseNameServer,
-  parseStore,
   runsRblsmtpd,
   USAGE,
   VERSION,
@@ -25,139 +23,15 @@ import { assertUsageError } from "./fixtures/assert.ts";
 
 type Env = Record<string, string | undefined>;
 
+/** Every setting of the memory and the caps. */
+const SETTINGS = [...Object.values(MEMORY_SETTINGS), ...Object.values(CAP_SETTINGS)];
+
 /** parseConfig that must return a run request. */
 function run(args: string[], env: Env = {}): Config {
   const request = parseConfig(args, env);
   if (request.kind !== "run") assert.fail(`got ${JSON.stringify(request)}, want kind "run"`);
   return request.config;
 }
-
-Deno.test("getopt() splits options from the program as getopt(3) does", async (t) => {
-  const rows: {
-    name: string;
-    args: string[];
-    options: { letter: string; value: string }[];
-    rest: string[];
-  }[] = [
-    { name: "no arguments", args: [], options: [], rest: [] },
-    { name: "only a program", args: ["qmail-smtpd"], options: [], rest: ["qmail-smtpd"] },
-    {
-      name: "clustered flags -Sv",
-      args: ["-Sv", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "v", value: "" }],
-      rest: ["prog"],
-    },
-    {
-      name: "attached value -d5",
-      args: ["-d5", "prog"],
-      options: [{ letter: "d", value: "5" }],
-      rest: ["prog"],
-    },
-    {
-      name: "separate value -d 5",
-      args: ["-d", "5", "prog"],
-      options: [{ letter: "d", value: "5" }],
-      rest: ["prog"],
-    },
-    {
-      name: "a flag then a value option in one word, -Sd5",
-      args: ["-Sd5", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "d", value: "5" }],
-      rest: ["prog"],
-    },
-    {
-      name: "a flag then a value option taking the next word, -Sd 5",
-      args: ["-Sd", "5", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "d", value: "5" }],
-      rest: ["prog"],
-    },
-    {
-      name: "the rest of the word is the value, flags included (-dS)",
-      args: ["-dS", "prog"],
-      options: [{ letter: "d", value: "S" }],
-      rest: ["prog"],
-    },
-    {
-      name: "a separate value may start with a dash",
-      args: ["-d", "-S", "prog"],
-      options: [{ letter: "d", value: "-S" }],
-      rest: ["prog"],
-    },
-    {
-      name: "every option letter",
-      args: ["-d", "1", "-D2", "-P", "3", "-N4", "-t", "5", "-f", "/p", "-S", "-v", "prog"],
-      options: [
-        { letter: "d", value: "1" },
-        { letter: "D", value: "2" },
-        { letter: "P", value: "3" },
-        { letter: "N", value: "4" },
-        { letter: "t", value: "5" },
-        { letter: "f", value: "/p" },
-        { letter: "S", value: "" },
-        { letter: "v", value: "" },
-      ],
-      rest: ["prog"],
-    },
-    {
-      name: "-- ends the options and is dropped",
-      args: ["-S", "--", "-d", "5"],
-      options: [{ letter: "S", value: "" }],
-      rest: ["-d", "5"],
-    },
-    {
-      name: "only the first -- is dropped",
-      args: ["--", "--", "prog"],
-      options: [],
-      rest: ["--", "prog"],
-    },
-    {
-      name: "the first non-option starts the program; its options are its own",
-      args: ["-S", "rblsmtpd", "-r", "x", "-S"],
-      options: [{ letter: "S", value: "" }],
-      rest: ["rblsmtpd", "-r", "x", "-S"],
-    },
-    {
-      name: "a lone - is a program word",
-      args: ["-S", "-", "-d", "5"],
-      options: [{ letter: "S", value: "" }],
-      rest: ["-", "-d", "5"],
-    },
-    {
-      name: "an empty word is a program word",
-      args: ["", "-S"],
-      options: [],
-      rest: ["", "-S"],
-    },
-    {
-      name: "a repeated option is kept twice, in order",
-      args: ["-d1", "-d2", "prog"],
-      options: [{ letter: "d", value: "1" }, { letter: "d", value: "2" }],
-      rest: ["prog"],
-    },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => {
-      const got = getopt(row.args);
-      assert.deepEqual(got, { options: row.options, rest: row.rest });
-    });
-  }
-});
-
-Deno.test("getopt() rejects a missing value and an unknown option", async (t) => {
-  const rows: { name: string; args: string[]; parts: string[] }[] = [
-    { name: "-d at the end", args: ["-d"], parts: ["-d", "needs a value"] },
-    { name: "-S then -N at the end", args: ["-SN"], parts: ["-N", "needs a value"] },
-    { name: "-f at the end", args: ["-S", "-f"], parts: ["-f", "needs a value"] },
-    { name: "unknown -x", args: ["-x", "prog"], parts: ['"-x"'] },
-    { name: "unknown letter in a cluster", args: ["-Sq", "prog"], parts: ['"-q"'] },
-    { name: "unknown long option", args: ["--delay=5", "prog"], parts: ['"--delay"'] },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => {
-      assertUsageError(() => getopt(row.args), ...row.parts);
-    });
-  }
-});
 
 Deno.test("parseDecimal() accepts plain decimal numbers from 0 to the maximum", async (t) => {
   const rows: [string, number, number][] = [
@@ -560,7 +434,7 @@ Deno.test("parseConfig() leaves --help to the program when it comes after prog",
 
 Deno.test("helpText() names every option and variable, in 80 columns", () => {
   const text = helpText();
-  for (const [option, variable] of [...MEMORY_SETTINGS, ...CAP_SETTINGS]) {
+  for (const { option, variable } of SETTINGS) {
     assert.ok(text.includes(`--${option} N`), `--${option} missing`);
     assert.ok(text.includes(variable), `${variable} missing`);
   }
@@ -605,103 +479,24 @@ Deno.test("UsageError is an Error named UsageError", () => {
   assert.equal(e.message, "x");
 });
 
-Deno.test("getopt() reads long options, with the value separate or after =", async (t) => {
-  const rows: {
-    name: string;
-    args: string[];
-    options: { letter: string; value: string }[];
-    rest: string[];
-  }[] = [
-    {
-      name: "--pass-ttl 60",
-      args: ["--pass-ttl", "60", "prog"],
-      options: [{ letter: "--pass-ttl", value: "60" }],
-      rest: ["prog"],
-    },
-    {
-      name: "--pass-ttl=60",
-      args: ["--pass-ttl=60", "prog"],
-      options: [{ letter: "--pass-ttl", value: "60" }],
-      rest: ["prog"],
-    },
-    {
-      name: "--store=URL keeps everything after the first =",
-      args: ["--store=redis://:a=b@host", "prog"],
-      options: [{ letter: "--store", value: "redis://:a=b@host" }],
-      rest: ["prog"],
-    },
-    {
-      name: "--allow= gives an empty value",
-      args: ["--allow=", "prog"],
-      options: [{ letter: "--allow", value: "" }],
-      rest: ["prog"],
-    },
-    {
-      name: "a separate value may start with a dash",
-      args: ["--store", "-S", "prog"],
-      options: [{ letter: "--store", value: "-S" }],
-      rest: ["prog"],
-    },
-    {
-      name: "long and short options mixed, in order",
-      args: ["-S", "--strikes", "2", "-d1", "--store=none", "prog", "--strikes", "9"],
-      options: [
-        { letter: "S", value: "" },
-        { letter: "--strikes", value: "2" },
-        { letter: "d", value: "1" },
-        { letter: "--store", value: "none" },
-      ],
-      rest: ["prog", "--strikes", "9"],
-    },
-    {
-      name: "-- ends the options: a long option after it is the program",
-      args: ["--", "--store", "none"],
-      options: [],
-      rest: ["--store", "none"],
-    },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => {
-      assert.deepEqual(getopt(row.args), { options: row.options, rest: row.rest });
-    });
-  }
-});
-
-Deno.test("getopt() rejects an unknown long option and a missing value", async (t) => {
-  const rows: { name: string; args: string[]; parts: string[] }[] = [
-    { name: "--nope", args: ["--nope", "prog"], parts: ['unknown option "--nope"'] },
-    { name: "--nope=1", args: ["--nope=1", "prog"], parts: ['"--nope"'] },
-    { name: "wrong case", args: ["--Store", "none", "prog"], parts: ['"--Store"'] },
-    { name: "underscore for dash", args: ["--pass_ttl", "1", "prog"], parts: ['"--pass_ttl"'] },
-    { name: "a short option spelt long", args: ["--S", "prog"], parts: ['"--S"'] },
-    { name: "--help=x", args: ["--help=x"], parts: ['"--help"'] },
-    { name: "--=5", args: ["--=5", "prog"], parts: ['"--"'] },
-    { name: "--pass-ttl at the end", args: ["--pass-ttl"], parts: ["--pass-ttl", "needs a value"] },
-    { name: "--store at the end", args: ["-S", "--store"], parts: ["--store", "needs a value"] },
-    { name: "--allow at the end", args: ["--allow"], parts: ["--allow", "needs a value"] },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => {
-      assertUsageError(() => getopt(row.args), ...row.parts);
-    });
-  }
-});
-
-Deno.test("MEMORY_SETTINGS pairs each option with its SMTPDELAY_ variable and a distinct field", () => {
-  for (const [option, variable] of MEMORY_SETTINGS) {
+Deno.test("the settings pair each option with its SMTPDELAY_ variable, one per field", () => {
+  for (const { option, variable } of SETTINGS) {
     const want = `SMTPDELAY_${option.toUpperCase().replaceAll("-", "_")}`;
     assert.equal(variable, want, `--${option}: got ${variable}, want ${want}`);
   }
-  const fields = MEMORY_SETTINGS.map(([, , field]) => field);
-  assert.equal(new Set(fields).size, fields.length, `fields repeat: ${fields.join(" ")}`);
-  assert.equal(fields.length, 12);
+  const options = SETTINGS.map(({ option }) => option);
+  assert.equal(new Set(options).size, options.length, `options repeat: ${options.join(" ")}`);
+  const config = run(["prog"]);
+  assert.deepEqual(Object.keys(MEMORY_SETTINGS), Object.keys(config.memory));
+  assert.deepEqual(Object.keys(CAP_SETTINGS), Object.keys(config.caps));
+  assert.equal(Object.keys(MEMORY_SETTINGS).length, 12);
 });
 
 /** A setting's value as parseConfig keeps it: seconds in ms, counts as they are. */
 const kept = (unit: "seconds" | "count", n: number) => unit === "seconds" ? n * 1000 : n;
 
 Deno.test("parseConfig() reads each memory setting from its option and its variable", async (t) => {
-  for (const [option, variable, field, unit, fallback] of MEMORY_SETTINGS) {
+  for (const [field, { option, variable, unit, fallback }] of Object.entries(MEMORY_SETTINGS)) {
     await t.step(`--${option} / ${variable}`, async (t) => {
       const rows: { name: string; args: string[]; env: Env; want: number }[] = [
         { name: "default", args: [], env: {}, want: kept(unit, fallback) },
@@ -742,14 +537,9 @@ Deno.test("parseConfig() reads each memory setting from its option and its varia
       ];
       for (const row of rows) {
         await t.step(row.name, () => {
-          const memory = run([...row.args, "prog"], row.env).memory;
-          const got = memory[field];
-          assert.equal(got, row.want, `${field}: got ${got}, want ${row.want}`);
-          // and nothing else moved
-          const others = run(["prog"]).memory;
-          for (const [, , other] of MEMORY_SETTINGS) {
-            if (other !== field) assert.equal(memory[other], others[other], `${other} moved`);
-          }
+          // that field, and nothing else moved
+          const want = { ...run(["prog"]).memory, [field]: row.want };
+          assert.deepEqual(run([...row.args, "prog"], row.env).memory, want);
         });
       }
     });
@@ -781,7 +571,7 @@ Deno.test("parseConfig() takes seconds up to 30 days and whole counts up to a mi
 Deno.test("parseConfig() rejects a bad memory setting, naming it and quoting the value", async (t) => {
   const seconds = ["2592001", "2592000.5", "-1", "", "abc", "1e3", "1,5", " 1", "1.", ".5", "+1"];
   const counts = ["1.5", "1.0", "1000001", "9999999", "01000000", "-1", "", "abc", "1e3", " 1"];
-  for (const [option, variable, , unit] of MEMORY_SETTINGS) {
+  for (const { option, variable, unit } of Object.values(MEMORY_SETTINGS)) {
     for (const text of unit === "seconds" ? seconds : counts) {
       const range = unit === "seconds" ? "from 0 to 2592000" : "from 0 to 1000000";
       await t.step(`--${option} ${JSON.stringify(text)}`, () => {
@@ -846,74 +636,6 @@ Deno.test("parseConfig() checks a bad memory variable even when its option is go
   );
 });
 
-Deno.test("parseStore() accepts none, an absolute SQLite path and a Redis URL", async (t) => {
-  const rows = [
-    "none",
-    "sqlite:/var/x.db",
-    "sqlite:/var/lib/smtp-delay/state.db",
-    "sqlite:/x",
-    "sqlite:/dir with space/x.db",
-    "redis://127.0.0.1:6379/2",
-    "redis://:pw@[::1]:6380",
-    "redis://localhost",
-    "redis://redis.example.net:6379",
-    "redis://[2001:db8::1]/0",
-    "redis://10.0.0.1/15",
-    "redis://:@host",
-    "redis://host:65535",
-    "redis://host:1",
-    "redis://host/123",
-    "redis://user:pw@host",
-    "redis://pw@host",
-  ];
-  for (const text of rows) {
-    await t.step(text, () => {
-      assert.equal(parseStore(text, "--store"), text);
-    });
-  }
-});
-
-Deno.test("parseStore() rejects anything else, naming the option and quoting the value", async (t) => {
-  const rows = [
-    "sqlite:relative",
-    "sqlite:relative/x.db",
-    "sqlite:/dir/",
-    "sqlite:/",
-    "sqlite:",
-    "sqlite",
-    "/var/x.db",
-    "mysql://x",
-    "redis://host:99999999",
-    "redis://",
-    "redis://host:",
-    "redis://host:abc",
-    "redis://host/db",
-    "redis://host:6379/2/3",
-    "redis://ho st",
-    "rediss://host",
-    "REDIS://host",
-    "NONE",
-    "",
-  ];
-  for (const text of rows) {
-    await t.step(JSON.stringify(text), () => {
-      assertUsageError(() => parseStore(text, "--store"), "--store", `"${text}"`);
-    });
-  }
-});
-
-// A port out of range is the run file's mistake: exit 100, not a warning per connection.
-Deno.test({
-  name: "parseStore() rejects a Redis port out of 1..65535",
-  fn: async (t) => {
-    for (const text of ["redis://host:65536", "redis://host:99999", "redis://host:0"]) {
-      await t.step(text, () => {
-        assertUsageError(() => parseStore(text, "--store"), "--store", `"${text}"`);
-      });
-    }
-  },
-});
-
 Deno.test("parseConfig() reads the store from --store and SMTPDELAY_STORE", async (t) => {
   const rows: { name: string; args: string[]; env: Env; want: string }[] = [
     { name: "the default", args: [], env: {}, want: DEFAULT_STORE },
@@ -965,10 +687,45 @@ Deno.test("parseConfig() rejects a bad store, naming where it came from", async 
       env: { SMTPDELAY_STORE: "redis://host:99999999" },
       parts: ["SMTPDELAY_STORE", '"redis://host:99999999"'],
     },
+    // What the Redis store would refuse at every connection is refused at start.
+    {
+      args: ["--store", "redis://mx@host"],
+      env: {},
+      parts: ["--store", '"redis://***@host"', "a user without a password"],
+    },
+    {
+      args: [],
+      env: { SMTPDELAY_STORE: "redis://:p%zz@host" },
+      parts: ["SMTPDELAY_STORE", '"redis://:***@host"', "bad percent-encoding"],
+    },
+    { args: ["--store", "redis://host:"], env: {}, parts: ["--store", 'the port ""'] },
+    { args: ["--store", "redis://host?db=1"], env: {}, parts: ["--store", "no ?query"] },
+    {
+      // a bad run file fails for every client, even those tcprules give a store of their own
+      args: ["--store", "redis://mx@host"],
+      env: { SMTPDELAY_STORE: "none" },
+      parts: ["--store", "a user without a password"],
+    },
   ];
   for (const row of rows) {
     await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env)}`, () => {
       assertUsageError(() => parseConfig([...row.args, "prog"], row.env), ...row.parts);
+    });
+  }
+});
+
+Deno.test("parseConfig() takes every store URL the store takes, and keeps it as written", async (t) => {
+  const rows = [
+    "redis://host/123456",
+    "redis://mx:pw@host",
+    "redis://:p@ss@host",
+    "redis://redis_1:6380",
+    "sqlite:/dir with space/x.db",
+  ];
+  for (const text of rows) {
+    await t.step(text, () => {
+      assert.equal(run(["--store", text, "prog"]).store, text);
+      assert.equal(run(["prog"], { SMTPDELAY_STORE: text }).store, text);
     });
   }
 });
@@ -1039,7 +796,7 @@ Deno.test("parseConfig() keeps the memory settings frozen", () => {
 });
 
 Deno.test("parseConfig() reads each cap from its option and its variable", async (t) => {
-  for (const [option, variable, field, unit, fallback] of CAP_SETTINGS) {
+  for (const [field, { option, variable, unit, fallback }] of Object.entries(CAP_SETTINGS)) {
     await t.step(`--${option} / ${variable}`, async (t) => {
       const rows: { name: string; args: string[]; env: Env; want: number }[] = [
         { name: "default", args: [], env: {}, want: kept(unit, fallback) },
@@ -1060,8 +817,8 @@ Deno.test("parseConfig() reads each cap from its option and its variable", async
       ];
       for (const row of rows) {
         await t.step(row.name, () => {
-          const got = run([...row.args, "prog"], row.env).caps[field];
-          assert.equal(got, row.want, `${field}: got ${got}, want ${row.want}`);
+          const want = { ...run(["prog"]).caps, [field]: row.want };
+          assert.deepEqual(run([...row.args, "prog"], row.env).caps, want);
         });
       }
       await t.step("a malformed value is a usage error naming it", () => {

@@ -13,8 +13,8 @@ import {
   recall,
 } from "../src/history.ts";
 import { parseIp } from "../src/ip.ts";
-import { memoryStore } from "../src/store/memory.ts";
-import type { Change, LiveConn, Record as Rec } from "../src/store/store.ts";
+import { memoryStore } from "./fixtures/memory_store.ts";
+import type { Change, ClientRecord, LiveConn } from "../src/store/store.ts";
 
 /** A realistic clock: records hold absolute times, and 0 + a TTL must not look recent. */
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -43,7 +43,7 @@ const ME = conn("mx1", 100);
 const ALIVE = () => true;
 
 /** A record: the empty one with `changes`, deeply frozen so a Change cannot edit it in place. */
-function rec(changes: Partial<Rec> = {}): Rec {
+function rec(changes: Partial<ClientRecord> = {}): ClientRecord {
   const r = { ...EMPTY, ...changes };
   Object.freeze(r.arrivals);
   r.live.forEach(Object.freeze);
@@ -52,7 +52,12 @@ function rec(changes: Partial<Rec> = {}): Rec {
 }
 
 /** Runs a change that must keep a record; checks the expiry it returns against expiresAt(). */
-function apply(change: Change, old: Rec | undefined, now: number, config = MEM): Rec {
+function apply(
+  change: Change,
+  old: ClientRecord | undefined,
+  now: number,
+  config = MEM,
+): ClientRecord {
   const got = change(old);
   if (!got) assert.fail(`got a deletion, want a record`);
   const want = expiresAt(got.record, config, now);
@@ -114,10 +119,10 @@ Deno.test("arrive() adds this arrival to the window and this connection to the o
   const other = conn("mx2", 100); // ME's pid on another host: another connection
   const rows: {
     name: string;
-    old: Rec | undefined;
+    old: ClientRecord | undefined;
     alive?: (c: LiveConn) => boolean;
     now?: number;
-    want: Partial<Rec>;
+    want: Partial<ClientRecord>;
   }[] = [
     {
       name: "first contact",
@@ -221,7 +226,7 @@ Deno.test("arrive() keeps at most MAX_ARRIVALS arrival times, the newest", async
 
 Deno.test("depart() remembers a pass and keeps the connection open", async (t) => {
   const a = conn("mx1", 1);
-  const rows: { name: string; old: Rec | undefined; want: Rec }[] = [
+  const rows: { name: string; old: ClientRecord | undefined; want: ClientRecord }[] = [
     {
       name: "the arrival's record",
       old: rec({ arrivals: [T0 - SECOND], live: [a, ME] }),
@@ -260,7 +265,7 @@ Deno.test("depart() remembers a pass and keeps the connection open", async (t) =
 Deno.test("depart() forgets a connection that is gone, and nothing else", async (t) => {
   const a = conn("mx1", 1);
   const other = conn("mx2", 100);
-  const rows: { name: string; old: Rec | undefined; want: Rec }[] = [
+  const rows: { name: string; old: ClientRecord | undefined; want: ClientRecord }[] = [
     {
       name: "this connection leaves",
       old: rec({ arrivals: [T0], live: [a, ME, other] }),
@@ -295,8 +300,8 @@ Deno.test("depart() counts an early talker's strikes and boxes the K-th", async 
   const rows: {
     name: string;
     config?: Partial<MemoryConfig>;
-    old: Rec | undefined;
-    want: Partial<Rec>;
+    old: ClientRecord | undefined;
+    want: Partial<ClientRecord>;
   }[] = [
     {
       name: "first strike",
@@ -415,7 +420,7 @@ Deno.test("recall() says what the record means now", async (t) => {
   };
   const rows: {
     name: string;
-    record: Partial<Rec>;
+    record: Partial<ClientRecord>;
     config?: Partial<MemoryConfig>;
     want: Partial<Recall>;
   }[] = [
@@ -518,7 +523,7 @@ Deno.test("recall() asks a fast reconnector to wait (arrivals - rate) steps, up 
 });
 
 Deno.test("expiresAt() is the latest time anything in the record still counts", async (t) => {
-  const rows: { name: string; record: Partial<Rec>; want: number }[] = [
+  const rows: { name: string; record: Partial<ClientRecord>; want: number }[] = [
     { name: "only arrivals: the window", record: { arrivals: [T0] }, want: T0 + MINUTE },
     { name: "an empty record: the window", record: {}, want: T0 + MINUTE },
     {

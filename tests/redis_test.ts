@@ -11,19 +11,18 @@ import {
   encodeCommand,
   KEY_PREFIX,
   openRedis,
-  parseRedisUrl,
   ProtocolError,
-  type RedisTarget,
   type Reply,
   ReplyParser,
 } from "../src/store/redis.ts";
 import {
   type Change,
+  type ClientRecord,
   parseRecord,
-  type Record,
   type Store,
   StoreError,
 } from "../src/store/store.ts";
+import { parseStoreUrl } from "../src/store/url.ts";
 
 /** The longest any single step of the harness may take before the test gives up. */
 const HARNESS_MS = 10_000;
@@ -176,77 +175,10 @@ Deno.test("ReplyParser rejects bytes that are not RESP2", async (t) => {
   }
 });
 
-Deno.test("parseRedisUrl() reads host, port, database and credentials", async (t) => {
-  const rows: Array<[string, RedisTarget]> = [
-    ["redis://127.0.0.1", { host: "127.0.0.1", port: 6379, db: 0, name: "127.0.0.1:6379" }],
-    ["redis://127.0.0.1/", { host: "127.0.0.1", port: 6379, db: 0, name: "127.0.0.1:6379" }],
-    ["redis://redis.example:6380/2", {
-      host: "redis.example",
-      port: 6380,
-      db: 2,
-      name: "redis.example:6380",
-    }],
-    ["redis://:s3cret@10.0.0.1/1", {
-      host: "10.0.0.1",
-      port: 6379,
-      db: 1,
-      password: "s3cret",
-      name: "10.0.0.1:6379",
-    }],
-    ["redis://mx:p%40ss%2F@10.0.0.1:7000/0", {
-      host: "10.0.0.1",
-      port: 7000,
-      db: 0,
-      username: "mx",
-      password: "p@ss/",
-      name: "10.0.0.1:7000",
-    }],
-    ["redis://[::1]:7000/3", { host: "::1", port: 7000, db: 3, name: "[::1]:7000" }],
-    ["redis://[2001:db8::5]", {
-      host: "2001:db8::5",
-      port: 6379,
-      db: 0,
-      name: "[2001:db8::5]:6379",
-    }],
-  ];
-  for (const [url, want] of rows) {
-    await t.step(url, () => {
-      assert.deepEqual(parseRedisUrl(url), want);
-    });
-  }
-  const bad: Array<[string, RegExp]> = [
-    ["not a url", /not a URL/],
-    ["http://127.0.0.1", /scheme/],
-    ["rediss://127.0.0.1", /scheme/],
-    ["redis://", /no host/],
-    ["redis://h:0", /bad port/],
-    ["redis://h:65536", /not a URL/],
-    ["redis://h/x", /database/],
-    ["redis://h/1/2", /database/],
-    ["redis://h?db=1", /query/],
-    ["redis://mx@h", /without a password/],
-    ["redis://:%zz@h", /percent-encoding/],
-  ];
-  for (const [url, why] of bad) {
-    await t.step(`rejects ${url}`, () => {
-      assert.throws(
-        () => parseRedisUrl(url),
-        (e) => e instanceof StoreError && why.test(e.message),
-      );
-    });
-  }
-  await t.step("does not quote the password of a bad URL", () => {
-    assert.throws(
-      () => parseRedisUrl("redis://:s3cret@h/x"),
-      (e) => e instanceof StoreError && !e.message.includes("s3cret") && /\*\*\*/.test(e.message),
-    );
-  });
-});
-
-const RECORD: Record = { strikes: 2, boxes: 1, boxUntil: 5, arrivals: [1, 2], live: [] };
+const RECORD: ClientRecord = { strikes: 2, boxes: 1, boxUntil: 5, arrivals: [1, 2], live: [] };
 
 Deno.test("parseRecord() takes a stored value that is not a record for no record", async (t) => {
-  const rows: Array<[string, Record | undefined]> = [
+  const rows: Array<[string, ClientRecord | undefined]> = [
     [JSON.stringify(RECORD), RECORD],
     ["not json", undefined],
     ['{"strikes":1', undefined],
@@ -488,13 +420,24 @@ async function rejectsWithin(ms: number, why: RegExp, promise: Promise<unknown>)
   assert.ok(performance.now() - t0 <= ms + SLACK_MS, `took ${performance.now() - t0} ms`);
 }
 
+/** openRedis on the target of `url`, as openStore opens it. */
+function openUrl(
+  url: string,
+  deadline: (ms: number) => Promise<void>,
+  timeoutMs: number,
+): Promise<Store> {
+  const store = parseStoreUrl(url, "the test's URL");
+  if (store.kind !== "redis") throw new Error(`not a Redis URL: ${url}`);
+  return openRedis(store.target, deadline, timeoutMs);
+}
+
 // ---------------------------------------------------------------------------
 // A real redis-server.
 
 Deno.test("openRedis() keeps records in a real redis-server", async (t) => {
   const server = await RedisServer.start();
   const timers = new Deadlines();
-  const open = (timeoutMs = 5_000) => openRedis(server.url(), timers.deadline, timeoutMs);
+  const open = (timeoutMs = 5_000) => openUrl(server.url(), timers.deadline, timeoutMs);
   const stores: Store[] = [];
   try {
     const store = await open();
@@ -569,7 +512,7 @@ Deno.test("openRedis() keeps records in a real redis-server", async (t) => {
     await t.step("list() returns every record under the prefix, across SCAN pages", async () => {
       assert.equal(await server.cli("FLUSHDB"), "OK");
       const mset = ["MSET", "other:192.0.2.1", JSON.stringify(RECORD), `${KEY_PREFIX}junk`, "{"];
-      const want: Array<[string, Record]> = [];
+      const want: Array<[string, ClientRecord]> = [];
       for (let i = 0; i < 2_500; i++) {
         const key = `10.0.${i >> 8}.${i & 255}`;
         const record = { ...RECORD, strikes: i };
@@ -677,7 +620,7 @@ Deno.test("openRedis() authenticates and selects the database of the URL", async
   const port = server.port;
   const stores: Store[] = [];
   const open = async (url: string) => {
-    const store = await openRedis(url, timers.deadline, 5_000);
+    const store = await openUrl(url, timers.deadline, 5_000);
     stores.push(store);
     return store;
   };
@@ -697,7 +640,7 @@ Deno.test("openRedis() authenticates and selects the database of the URL", async
 
     await t.step("a wrong password fails the connection, without quoting it", async () => {
       await assert.rejects(
-        openRedis(`redis://:not-it@127.0.0.1:${port}`, timers.deadline, 5_000),
+        openUrl(`redis://:not-it@127.0.0.1:${port}`, timers.deadline, 5_000),
         (e) =>
           e instanceof StoreError && /^redis 127\.0\.0\.1:\d+: WRONGPASS/.test(e.message) &&
           !e.message.includes("not-it"),
@@ -714,7 +657,7 @@ Deno.test("openRedis() authenticates and selects the database of the URL", async
 
     await t.step("a database the server does not have fails the connection", async () => {
       await assert.rejects(
-        openRedis(`redis://:s3cret@127.0.0.1:${port}/99`, timers.deadline, 5_000),
+        openUrl(`redis://:s3cret@127.0.0.1:${port}/99`, timers.deadline, 5_000),
         (e) => e instanceof StoreError && /DB index is out of range/.test(e.message),
       );
     });
@@ -728,7 +671,7 @@ Deno.test("openRedis() authenticates and selects the database of the URL", async
 Deno.test("killing redis-server in the middle of use fails operations with StoreError, no hang", async () => {
   const server = await RedisServer.start();
   const timers = new Deadlines();
-  const store = await openRedis(server.url(), timers.deadline, 2_000);
+  const store = await openUrl(server.url(), timers.deadline, 2_000);
   try {
     let done = 0;
     let killed: Promise<void> | undefined;
@@ -756,7 +699,7 @@ Deno.test("killing redis-server in the middle of use fails operations with Store
 Deno.test("openRedis() fails with a StoreError within the timeout when the server", async (t) => {
   const timers = new Deadlines();
   const timeoutMs = 200;
-  const open = (url: string) => openRedis(url, timers.deadline, timeoutMs);
+  const open = (url: string) => openUrl(url, timers.deadline, timeoutMs);
   try {
     await t.step("is not running (connection refused)", async () => {
       const port = freePort();

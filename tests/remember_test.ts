@@ -13,12 +13,12 @@ import { type Departure, EMPTY, keyOf, type Recall } from "../src/history.ts";
 import { parseIp } from "../src/ip.ts";
 import type { Libc } from "../src/libc.ts";
 import { type Holder, type Memory, processStart, remember } from "../src/remember.ts";
-import { memoryStore } from "../src/store/memory.ts";
+import { memoryStore } from "./fixtures/memory_store.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
 import {
   type Change,
+  type ClientRecord,
   type LiveConn,
-  type Record as Rec,
   type Store,
   StoreError,
 } from "../src/store/store.ts";
@@ -117,8 +117,8 @@ interface Subject {
 interface Setup {
   readonly config: Config;
   readonly holder: Holder | undefined;
-  read(): Promise<Rec | undefined>;
-  seed(record: Rec): Promise<void>;
+  read(): Promise<ClientRecord | undefined>;
+  seed(record: ClientRecord): Promise<void>;
 }
 
 /** A store as a Holder keeps it: its close() is a no-op. */
@@ -217,7 +217,9 @@ for (const subject of SUBJECTS) {
   });
 
   Deno.test(`remember() over ${subject.name} records the departure`, async (t) => {
-    const rows: Array<{ how: Departure; want(r: Rec, me: LiveConn, t0: number): Rec }> = [
+    const rows: Array<
+      { how: Departure; want(r: ClientRecord, me: LiveConn, t0: number): ClientRecord }
+    > = [
       // A pass is remembered; the connection stays open (now in the next program).
       { how: "pass", want: (r, me, t0) => ({ ...r, lastPassAt: t0, live: [me] }) },
       // A strike; the connection is gone.

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { REST_MS, SharedSqlite } from "../src/serve/state_file.ts";
 import { EMPTY } from "../src/history.ts";
-import type { Change, Record } from "../src/store/store.ts";
+import type { Change, ClientRecord } from "../src/store/store.ts";
 import { StoreError } from "../src/store/store.ts";
 import { openFilesUnder } from "./e2e/proc.ts";
 
 /** A change that counts one more arrival. */
-const ARRIVE: Change = (old: Record | undefined) => ({
+const ARRIVE: Change = (old: ClientRecord | undefined) => ({
   record: { ...(old ?? EMPTY), arrivals: [...(old?.arrivals ?? []), 1] },
   expiresAt: Date.now() + 60_000,
 });

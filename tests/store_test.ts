@@ -6,9 +6,11 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { EMPTY } from "../src/history.ts";
-import { memoryStore } from "../src/store/memory.ts";
+import { memoryStore } from "./fixtures/memory_store.ts";
+import { openStore } from "../src/store/open.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
-import { type Change, type Record as Rec, type Store, StoreError } from "../src/store/store.ts";
+import { type Change, type ClientRecord, type Store, StoreError } from "../src/store/store.ts";
+import { UsageError } from "../src/usage_error.ts";
 import { assertThrowsWith } from "./fixtures/assert.ts";
 import { withTempDir } from "./fixtures/temp_dir.ts";
 
@@ -22,7 +24,7 @@ class Clock {
 }
 
 /** A record with everything a record can hold, so a store must keep every field. */
-const FULL: Rec = {
+const FULL: ClientRecord = {
   lastPassAt: T0 - 3_600_000,
   strikes: 2,
   lastStrikeAt: T0 - 60_000,
@@ -36,7 +38,11 @@ const FULL: Rec = {
 };
 
 /** A change that writes `record`, expiring at `expiresAt`, and notes what it was given. */
-function put(record: Rec, expiresAt: number, seen?: Array<Rec | undefined>): Change {
+function put(
+  record: ClientRecord,
+  expiresAt: number,
+  seen?: Array<ClientRecord | undefined>,
+): Change {
   return (old) => {
     seen?.push(old === undefined ? undefined : structuredClone(old));
     return { record, expiresAt };
@@ -49,7 +55,7 @@ const increment: Change = (old) => ({
   expiresAt: 8_000_000_000_000,
 });
 
-const sorted = (entries: Array<[string, Rec]>) =>
+const sorted = (entries: Array<[string, ClientRecord]>) =>
   [...entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
 
 interface Subject {
@@ -98,7 +104,7 @@ for (const subject of SUBJECTS) {
 
   Deno.test(`${name} update() creates a record, and get() and list() return it`, async () => {
     await using(subject, async (store) => {
-      const seen: Array<Rec | undefined> = [];
+      const seen: Array<ClientRecord | undefined> = [];
       const got = await store.update("192.0.2.1", put(FULL, T0 + 1000, seen));
       assert.deepEqual(seen, [undefined], "the change was not given undefined for a new key");
       assert.deepEqual(got, FULL);
@@ -110,8 +116,8 @@ for (const subject of SUBJECTS) {
   Deno.test(`${name} update() gives the change the stored record and keeps what it returns`, async () => {
     await using(subject, async (store) => {
       await store.update("k", put(FULL, T0 + 1000));
-      const seen: Array<Rec | undefined> = [];
-      const next: Rec = { ...EMPTY, strikes: 7 };
+      const seen: Array<ClientRecord | undefined> = [];
+      const next: ClientRecord = { ...EMPTY, strikes: 7 };
       assert.deepEqual(await store.update("k", put(next, T0 + 2000, seen)), next);
       assert.deepEqual(seen, [FULL]);
       assert.deepEqual(await store.get("k"), next);
@@ -159,8 +165,8 @@ for (const subject of SUBJECTS) {
         assert.deepEqual(await store.list(), [["new", EMPTY]]);
       });
       await t.step("a change sees no record, and its record replaces the old one", async () => {
-        const seen: Array<Rec | undefined> = [];
-        const next: Rec = { ...EMPTY, boxes: 1 };
+        const seen: Array<ClientRecord | undefined> = [];
+        const next: ClientRecord = { ...EMPTY, boxes: 1 };
         await store.update("old", put(next, T0 + 9000, seen));
         assert.deepEqual(seen, [undefined]);
         assert.deepEqual(await store.get("old"), next);
@@ -196,7 +202,7 @@ for (const subject of SUBJECTS) {
       await store.update("k", put(FULL, T0 + 1000));
       await store.update("other", put(FULL, T0 + 1000));
       await t.step("an existing record", async () => {
-        const seen: Array<Rec | undefined> = [];
+        const seen: Array<ClientRecord | undefined> = [];
         const got = await store.update("k", (old) => (seen.push(old), undefined));
         assert.equal(got, undefined);
         assert.deepEqual(seen, [FULL]);
@@ -408,7 +414,7 @@ Deno.test("openSqlite() reads a damaged record as no record, and the next update
         }
         const reopened = openSqlite(path, 200, () => T0);
         try {
-          const seen: Array<Rec | undefined> = [];
+          const seen: Array<ClientRecord | undefined> = [];
           await reopened.update("bad", put(EMPTY, T0 + 1000, seen));
           assert.deepEqual(seen, [undefined]);
           assert.deepEqual(await reopened.get("bad"), EMPTY);
@@ -529,5 +535,39 @@ Deno.test("openSqlite() close() may be called twice", async () => {
     const store = openSqlite(`${dir}/state.db`, 200);
     store.close();
     store.close();
+  });
+});
+
+Deno.test("openStore() opens the store its URL names, by the grammar config checked", async (t) => {
+  const never = () => new Promise<void>(() => {});
+  await t.step("none: no store", async () => {
+    assert.equal(await openStore("none", 200, never), undefined);
+  });
+  await t.step("sqlite:/PATH: the SQLite file at PATH", async () => {
+    await withTempDir(async (dir) => {
+      const store = await openStore(`sqlite:${dir}/state.db`, 200, never);
+      try {
+        await store!.update("192.0.2.1", put(FULL, T0 + 60_000));
+        assert.ok(Deno.statSync(`${dir}/state.db`).isFile);
+      } finally {
+        store!.close();
+      }
+    });
+  });
+  await t.step("redis://: the Redis server of the URL (none here: refused)", async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = listener.addr;
+    listener.close();
+    await assert.rejects(
+      openStore(`redis://:pw@127.0.0.1:${port}/1`, 2_000, never),
+      (e) => e instanceof StoreError && e.message === `redis 127.0.0.1:${port}: connection refused`,
+    );
+  });
+  await t.step("a URL config refuses is refused here too, never opened as a file", async () => {
+    await withTempDir(async (dir) => {
+      await assert.rejects(openStore(`mysql:${dir}/x`, 200, never), UsageError);
+      await assert.rejects(openStore(`sqlite:${dir}/`, 200, never), UsageError);
+      assert.deepEqual([...Deno.readDirSync(dir)], []);
+    });
   });
 });

@@ -7,7 +7,8 @@
  * tcpserver's -d/-D (Nagle), -p/-P (paranoid) and -t (ident timeout) are not
  * taken. -v is tcpserver's verbosity here, not the version.
  */
-import { FILTER_OPTIONS, MAX_COUNT, type OptionSet, scanOptions } from "../config.ts";
+import { FILTER_OPTIONS, MAX_COUNT } from "../config.ts";
+import { type OptionSet, scanOptions } from "../getopt.ts";
 import { type Ip, parseIp } from "../ip.ts";
 import { UsageError } from "../usage_error.ts";
 

@@ -18,12 +18,13 @@
  * while it was idle is replaced on the spot. An update that timed out while
  * its EXEC was on the way may or may not have been applied.
  */
-import { type Change, parseRecord, type Record, type Store, StoreError } from "./store.ts";
+import { type Change, type ClientRecord, parseRecord, type Store, StoreError } from "./store.ts";
+import type { RedisTarget } from "./url.ts";
 
 /** The prefix of every key this store writes. */
 export const KEY_PREFIX = "smtp-delay:";
 /** How many times `update` starts over after a conflict before it gives up. */
-export const MAX_ATTEMPTS = 64;
+const MAX_ATTEMPTS = 64;
 /** The longest random pause between two attempts of a conflicting update. */
 const MAX_PAUSE_MS = 32;
 /** Keys asked per SCAN and per MGET in `list`. */
@@ -190,70 +191,10 @@ function clip(text: string): string {
 }
 
 // ---------------------------------------------------------------------------
-// Where the server is.
-
-/** A parsed `redis://` URL. */
-export interface RedisTarget {
-  /** Host name or IP address (an IPv6 address without its brackets). */
-  readonly host: string;
-  readonly port: number;
-  readonly db: number;
-  /** ACL user (Redis 6 and later); the password alone authenticates as `default`. */
-  readonly username?: string;
-  readonly password?: string;
-  /** `host:port` (`[v6]:port`), for messages: never the password. */
-  readonly name: string;
-}
-
-/**
- * Parses `redis://[[user]:password@]host[:port][/db]` (port 6379, db 0 by
- * default; an IPv6 host in brackets; user and password percent-decoded).
- * Throws StoreError, quoting the URL without its password.
- */
-export function parseRedisUrl(text: string): RedisTarget {
-  const fail = (why: string): never => {
-    const shown = text.replace(/^(redis:\/\/[^:@/]*:)[^@/]*@/, "$1***@");
-    throw new StoreError(`invalid Redis URL "${shown}": ${why}`);
-  };
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return fail("not a URL");
-  }
-  if (url.protocol !== "redis:") return fail("the scheme is not redis://");
-  if (url.search !== "" || url.hash !== "") return fail("no ?query or #fragment allowed");
-  const bracketed = /^\[(.*)\]$/.exec(url.hostname);
-  const host = bracketed ? bracketed[1]! : url.hostname;
-  if (host === "") return fail("no host");
-  const port = url.port === "" ? 6379 : Number(url.port);
-  if (port < 1 || port > 65535) return fail("bad port");
-  const path = url.pathname;
-  if (!/^(\/([0-9]{1,9})?)?$/.test(path)) return fail("the path is not a database number");
-  const db = path.length > 1 ? Number(path.slice(1)) : 0;
-  let username: string, password: string;
-  try {
-    username = decodeURIComponent(url.username);
-    password = decodeURIComponent(url.password);
-  } catch {
-    return fail("bad percent-encoding in the user or password");
-  }
-  if (username !== "" && password === "") return fail("a user without a password");
-  return {
-    host,
-    port,
-    db,
-    ...(username === "" ? {} : { username }),
-    ...(password === "" ? {} : { password }),
-    name: `${host.includes(":") ? `[${host}]` : host}:${port}`,
-  };
-}
-
-// ---------------------------------------------------------------------------
 // One TCP connection.
 
 /** Says why a Deno I/O error happened, in a few words. */
-function describe(e: unknown): string {
+function ioFailure(e: unknown): string {
   if (e instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (e instanceof Deno.errors.ConnectionReset) return "connection reset by the server";
   if (e instanceof Deno.errors.ConnectionAborted) return "connection aborted";
@@ -323,7 +264,7 @@ class Link {
       if (e instanceof ProtocolError) throw this.#fail(`unparsable reply: ${e.message}`);
       this.#hungUp = e instanceof Deno.errors.ConnectionReset ||
         e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionAborted;
-      throw this.#fail(describe(e));
+      throw this.#fail(ioFailure(e));
     }
   }
 
@@ -345,8 +286,8 @@ class Link {
 const TIMEOUT = Symbol("timeout");
 
 /**
- * Connects to the Redis server of `url` (`redis://[:password@]host[:port][/db]`,
- * AUTH and SELECT when given) and returns the store. Every operation, this
+ * Connects to the Redis server of `target` (parseStoreUrl's: AUTH and SELECT
+ * when it has a password and a database) and returns the store. Every operation, this
  * connection included, ends within `timeoutMs` as measured by `deadline`
  * (libc().sleep on the per-connection path) or fails with a StoreError.
  * `deadline` also times the pauses between the attempts of a conflicting
@@ -354,11 +295,11 @@ const TIMEOUT = Symbol("timeout");
  * deadline from when its turn comes.
  */
 export async function openRedis(
-  url: string,
+  target: RedisTarget,
   deadline: (ms: number) => Promise<void>,
   timeoutMs: number,
 ): Promise<Store> {
-  const store = new RedisStore(parseRedisUrl(url), deadline, timeoutMs);
+  const store = new RedisStore(target, deadline, timeoutMs);
   await store.connect();
   return store;
 }
@@ -386,16 +327,16 @@ class RedisStore implements Store {
     return this.#run(async () => {});
   }
 
-  update(key: string, change: Change): Promise<Record | undefined> {
-    const k = KEY_PREFIX + key;
+  update(key: string, change: Change): Promise<ClientRecord | undefined> {
+    const redisKey = KEY_PREFIX + key;
     return this.#run(async (link) => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        const [watched, got] = await link.call([["WATCH", k], ["GET", k]]);
+        const [watched, got] = await link.call([["WATCH", redisKey], ["GET", redisKey]]);
         this.#expectOk(watched!);
         const next = change(this.#recordOf(got!));
         const write = next === undefined
-          ? ["DEL", k]
-          : ["SET", k, JSON.stringify(next.record), "PXAT", this.#expiry(next.expiresAt)];
+          ? ["DEL", redisKey]
+          : ["SET", redisKey, JSON.stringify(next.record), "PXAT", this.#expiry(next.expiresAt)];
         const [multi, queued, exec] = await link.call([["MULTI"], write, ["EXEC"]]);
         this.#expectOk(multi!);
         if (queued!.type === "error") throw this.#error(queued!.value);
@@ -414,14 +355,14 @@ class RedisStore implements Store {
     });
   }
 
-  get(key: string): Promise<Record | undefined> {
+  get(key: string): Promise<ClientRecord | undefined> {
     return this.#run(async (link) => {
       const [got] = await link.call([["GET", KEY_PREFIX + key]]);
       return this.#recordOf(got!);
     });
   }
 
-  list(): Promise<Array<[string, Record]>> {
+  list(): Promise<Array<[string, ClientRecord]>> {
     return this.#run(async (link) => {
       const keys = new Set<string>(); // SCAN may return a key twice
       let cursor = "0";
@@ -439,7 +380,7 @@ class RedisStore implements Store {
         cursor = next.value;
       } while (cursor !== "0");
       const sorted = [...keys].sort();
-      const out: Array<[string, Record]> = [];
+      const out: Array<[string, ClientRecord]> = [];
       for (let i = 0; i < sorted.length; i += BATCH) {
         const batch = sorted.slice(i, i + BATCH);
         const [values] = await link.call([["MGET", ...batch]]);
@@ -536,7 +477,7 @@ class RedisStore implements Store {
     try {
       conn = await Deno.connect({ hostname: host, port, signal });
     } catch (e) {
-      throw this.#error(signal.aborted ? "connection abandoned" : describe(e));
+      throw this.#error(signal.aborted ? "connection abandoned" : ioFailure(e));
     }
     const link = new Link(conn, (why) => this.#error(why));
     opened(link);
@@ -571,7 +512,7 @@ class RedisStore implements Store {
   }
 
   /** A stored value's record: none for nil, for a value that is not a record, or a key of another type. */
-  #recordOf(reply: Reply): Record | undefined {
+  #recordOf(reply: Reply): ClientRecord | undefined {
     if (reply.type === "error" && reply.value.startsWith("WRONGTYPE")) return undefined;
     if (reply.type !== "bulk") throw this.#unexpected(reply);
     return reply.value === null ? undefined : parseRecord(reply.value);

@@ -6,7 +6,7 @@
  * processes read-modify-write one record at once.
  */
 import { DatabaseSync } from "node:sqlite";
-import { type Change, parseRecord, type Record, type Store, StoreError } from "./store.ts";
+import { type Change, type ClientRecord, parseRecord, type Store, StoreError } from "./store.ts";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS records (
   key TEXT PRIMARY KEY,
@@ -59,7 +59,7 @@ export function openSqlite(
       "ON CONFLICT (key) DO UPDATE SET record = excluded.record, expires = excluded.expires",
   );
   const remove = db.prepare("DELETE FROM records WHERE key = ?");
-  const read = (key: string): Record | undefined => {
+  const read = (key: string): ClientRecord | undefined => {
     const row = select.get(key) as { record: string; expires: number } | undefined;
     return row && row.expires > now() ? parseRecord(row.record) : undefined;
   };
@@ -91,8 +91,8 @@ export function openSqlite(
         const rows = db.prepare("SELECT key, record FROM records WHERE expires > ? ORDER BY key")
           .all(now()) as Array<{ key: string; record: string }>;
         return rows.flatMap(({ key, record }) => {
-          const r = parseRecord(record);
-          return r ? [[key, r] as [string, Record]] : [];
+          const parsed = parseRecord(record);
+          return parsed ? [[key, parsed] as [string, ClientRecord]] : [];
         });
       }),
     delete: (key) =>

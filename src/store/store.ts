@@ -19,8 +19,11 @@ export interface LiveConn {
   readonly at: number;
 }
 
-/** What the filter remembers of one key. Times are ms since the epoch. */
-export interface Record {
+/**
+ * What the filter remembers of one key: a client's IPv4 address, or its
+ * IPv6 /64. Times are ms since the epoch.
+ */
+export interface ClientRecord {
   /** The last time a client of this key waited politely through a full delay. */
   readonly lastPassAt?: number;
   /** Early-talk strikes, each within the penalty TTL of the one before. */
@@ -38,8 +41,8 @@ export interface Record {
 
 /** A change to one key's record: the new record and when it expires, or undefined to delete it. */
 export type Change = (
-  old: Record | undefined,
-) => { record: Record; expiresAt: number } | undefined;
+  old: ClientRecord | undefined,
+) => { record: ClientRecord; expiresAt: number } | undefined;
 
 export interface Store {
   /**
@@ -47,11 +50,11 @@ export interface Store {
    * changes it between the read and the write; a conflict is retried) and
    * returns the new record (undefined: deleted).
    */
-  update(key: string, change: Change): Promise<Record | undefined>;
+  update(key: string, change: Change): Promise<ClientRecord | undefined>;
   /** The record of `key`, if there is one and it has not expired. */
-  get(key: string): Promise<Record | undefined>;
+  get(key: string): Promise<ClientRecord | undefined>;
   /** Every unexpired record. For the admin's subcommands, not for the per-connection path. */
-  list(): Promise<Array<[string, Record]>>;
+  list(): Promise<Array<[string, ClientRecord]>>;
   /** Deletes `key`'s record; true if there was one. */
   delete(key: string): Promise<boolean>;
   /** Deletes every record expired at `now`; returns how many. */
@@ -66,11 +69,11 @@ export class StoreError extends Error {
 }
 
 /**
- * A stored record's text back to a Record; undefined when it is not one
+ * A stored record's text back to a ClientRecord; undefined when it is not one
  * (damaged, or written by something else): such a record is no record, and
  * the next change overwrites it. The one check every store uses.
  */
-export function parseRecord(json: string): Record | undefined {
+export function parseRecord(json: string): ClientRecord | undefined {
   let value: unknown;
   try {
     value = JSON.parse(json);
@@ -78,8 +81,8 @@ export function parseRecord(json: string): Record | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const r = value as { [k: string]: unknown };
-  const ok = typeof r.strikes === "number" && typeof r.boxes === "number" &&
-    Array.isArray(r.arrivals) && Array.isArray(r.live);
-  return ok ? value as Record : undefined;
+  const fields = value as { [field: string]: unknown };
+  const ok = typeof fields.strikes === "number" && typeof fields.boxes === "number" &&
+    Array.isArray(fields.arrivals) && Array.isArray(fields.live);
+  return ok ? value as ClientRecord : undefined;
 }
