@@ -1,31 +1,17 @@
 /**
- * smtp-delay: wiring only. config -> client -> screen (watch, lookup, decide) -> act.
- * `smtp-delay serve` (src/serve/) and `smtp-delay state` (src/admin.ts) load
- * their modules only when asked for.
+ * smtp-delay: wiring only. The filter: config -> client -> screen (watch,
+ * lookup, decide) -> act. `smtp-delay serve` (src/serve/) and `smtp-delay
+ * state` (src/admin.ts) load their modules only when asked for.
  * The one place that exits: 0 after an answer or a hang-up, 100 for bad
  * usage, 111 when the next program cannot run or the system fails.
  */
+import { act, type Started } from "./src/act.ts";
 import { readClient } from "./src/client.ts";
-import {
-  type Config,
-  needsRelay,
-  noRblsmtpdWarning,
-  parseConfig,
-  runsRblsmtpd,
-} from "./src/config.ts";
-import { answer, handOn } from "./src/handoff.ts";
-import { libc } from "./src/libc.ts";
+import { type Config, parseConfig } from "./src/config.ts";
+import { handOn } from "./src/handoff.ts";
+import { type Libc, libc, SysError } from "./src/libc.ts";
 import * as log from "./src/log.ts";
-import {
-  departureOf,
-  exportsOf,
-  forget,
-  loadExemptions,
-  outcomeOf,
-  readPatterns,
-  screen,
-  type Screened,
-} from "./src/screen.ts";
+import { loadExemptions, readPatterns, screen } from "./src/screen.ts";
 import { UsageError } from "./src/usage_error.ts";
 import { watch } from "./src/watch.ts";
 
@@ -47,7 +33,7 @@ async function run(): Promise<number> {
     else log.usage(request.text);
     return 0;
   }
-  const config: Config = request.config;
+  const { config } = request;
   for (const warning of request.warnings) log.warning(warning);
   const client = readClient(env);
   const patterns = config.patternFile ? readPatterns(config.patternFile) : undefined;
@@ -71,66 +57,61 @@ async function run(): Promise<number> {
     now,
     roll: Math.random() * 100,
   });
-  const { verdict, watched } = screened;
-  const peek = () => watched.kind === "early" ? c.peek(0, log.MAX_FIELD) : undefined;
-  switch (verdict.kind) {
-    case "drop":
-      log.outcome(outcomeOf(screened, client.ipText, Deno.pid, undefined));
-      await forget(screened.memory, departureOf(verdict));
+  const startMs = now() - screened.waitedMs;
+  const acted = await act(screened, config, {
+    input: 0,
+    output: 1,
+    ip: client.ipText,
+    pid: Deno.pid,
+    inPlace: true, // exec keeps this pid; a relay's lines carry it too
+    warnEachClient: true,
+    start: (exports, relayed) =>
+      relayed ? relayOn(c, config, exports, client.ipText, startMs) : Promise.resolve({
+        failed: handOn(c, config.program, exports, alarmFor(config, startMs)),
+      }),
+  }, c);
+  switch (acted.kind) {
+    case "let go":
       return 0;
-    case "reply": {
-      const peeked = peek();
-      const sent = answer(c, verdict.reply);
-      log.outcome(outcomeOf(screened, client.ipText, Deno.pid, peeked ?? sent));
-      await forget(screened.memory, departureOf(verdict));
-      return 0;
-    }
-    case "pass": {
-      const relayed = needsRelay(config.caps);
-      log.outcome(outcomeOf(screened, client.ipText, Deno.pid, peek(), relayed));
-      if (verdict.event !== "pass" && !runsRblsmtpd(config.program)) {
-        log.warning(noRblsmtpdWarning(config.program));
-      }
-      await forget(screened.memory, departureOf(verdict));
-      if (relayed) return await relayOn(config, screened, client.ipText);
-      // The session cap without a relay: an alarm, which exec keeps.
-      const leftMs = config.caps.maxSessionMs - screened.waitedMs;
-      const alarmSeconds = config.caps.maxSessionMs > 0 ? Math.max(1, Math.ceil(leftMs / 1000)) : 0;
-      const why = handOn(c, config.program, exportsOf(screened), alarmSeconds);
-      log.fatal(`unable to run ${log.clean(config.program[0])}: ${why}`);
+    case "failed":
+      log.fatal(`unable to run ${log.clean(config.program[0])}: ${acted.reason}`);
       return 111;
-    }
+    case "started": // a relay, whose program ended with this wait status
+      return ((acted.status ?? 0) & 0x7f) === 0 ? ((acted.status ?? 0) >> 8) & 0xff : 111;
   }
+}
+
+/** The session cap without a relay: an alarm, which exec keeps; whole seconds, at least 1. */
+function alarmFor(config: Config, startMs: number): number {
+  const { maxSessionMs } = config.caps;
+  return maxSessionMs > 0 ? Math.max(1, Math.ceil((startMs + maxSessionMs - now()) / 1000)) : 0;
 }
 
 /**
  * Stays as a relay between the client and `prog` (--max-idle,
- * --max-bytes-per-second): the session's bytes go through this process.
- * Exits with prog's status.
+ * --max-bytes-per-second): the session's bytes go through this process,
+ * and its END line is logged when the session ends.
  */
-async function relayOn(config: Config, screened: Screened, ip: string): Promise<number> {
-  const [{ sys, SysError }, { relayed }] = await Promise.all([
-    import("./src/serve/sys.ts"),
-    import("./src/serve/relay.ts"),
-  ]);
-  const env = Object.entries({ ...Deno.env.toObject(), ...exportsOf(screened) })
-    .map(([k, v]) => `${k}=${v}`);
+async function relayOn(
+  c: Libc,
+  config: Config,
+  exports: Readonly<Record<string, string>>,
+  ip: string,
+  startMs: number,
+): Promise<Started> {
+  const { relayed } = await import("./src/relay.ts");
+  const env = Object.entries({ ...Deno.env.toObject(), ...exports }).map(([k, v]) => `${k}=${v}`);
   try {
-    const startMs = now() - screened.waitedMs;
-    const { end, pid, status } = await relayed(
-      sys(),
-      config.program,
-      env,
-      config.caps,
+    const { end, pid, status } = await relayed(c, { program: config.program, env }, {
+      caps: config.caps,
       now,
       startMs,
-    );
+    });
     log.end({ pid, ip, ...end, ms: now() - startMs });
-    return (status & 0x7f) === 0 ? (status >> 8) & 0xff : 111;
+    return { pid, status };
   } catch (e) {
     if (!(e instanceof SysError)) throw e;
-    log.fatal(`unable to run ${log.clean(config.program[0])}: ${e.message}`);
-    return 111;
+    return { failed: e.message };
   }
 }
 

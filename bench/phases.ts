@@ -29,9 +29,9 @@ phase("read options and environment");
 const client = readClient(env);
 phase("read the client");
 const c = libc();
-phase("open libc (13 symbols)");
+phase("make the libc interface (no symbol bound yet)");
 const watched = watch(c, 0, () => performance.now()).waitSync(0);
-phase("poll fd 0");
+phase("poll fd 0 (binding the screening's 14 symbols)");
 const tier = classify(client.host, client.ip, parsePatterns(BUILTIN_PATTERNS));
 phase("classify the name");
 decide(request.config, {

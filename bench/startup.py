@@ -9,6 +9,9 @@ one thing, and the launcher of `make install`, installed into
 build/startup-launcher by this script, run as root and as nobody beside
 `deno run` as a user who may write no cache. Prints a markdown table.
 Usage: DENO=... python3 bench/startup.py [RUNS]   (default 40)
+BEFORE=DIR adds the product of another checkout (a worktree at an earlier
+commit) beside this one's, to measure a change; ONLY=NAME,NAME... runs only
+the variants whose names start with one of those (and the floor).
 """
 import json
 import os
@@ -65,6 +68,13 @@ VARIANTS = [
     ("product + SQLite store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"sqlite:{STATE_DB}", "/bin/true")),
     ("product + Redis store", deno_run("main.ts", "-d", "0", *QUIET, "--store", f"redis://127.0.0.1:{REDIS_PORT}", "/bin/true")),
 ]
+if os.environ.get("BEFORE"):
+    VARIANTS.append(("product at BEFORE", deno_run(os.path.join(os.environ["BEFORE"], "main.ts"),
+                                                    "-d", "0", "--store", "none", "/bin/true")))
+if os.environ.get("ONLY"):
+    WANTED = ["floor", *os.environ["ONLY"].split(",")]
+    VARIANTS = [(name, cmd) for name, cmd in VARIANTS
+                if name == "floor" or any(name.startswith(w) for w in WANTED[1:])]
 
 
 WALL = {}  # variant's command (as a tuple) -> wall ms of each run, from fork to reaped

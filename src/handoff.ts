@@ -4,6 +4,9 @@
  */
 import type { Libc } from "./libc.ts";
 
+/** The calls an answer makes. */
+export type Answering = Pick<Libc, "bytesWaiting" | "readWaiting" | "writeAll" | "shutdownWrite">;
+
 /** Most client bytes read (and dropped) before and after a reply. */
 const MAX_DRAIN = 65536;
 
@@ -14,7 +17,7 @@ const MAX_DRAIN = 65536;
  * signal ends the session). Returns only on failure, with the reason.
  */
 export function handOn(
-  libc: Libc,
+  libc: Pick<Libc, "alarm" | "exec">,
   program: readonly string[],
   env: Readonly<Record<string, string>>,
   alarmSeconds = 0,
@@ -32,7 +35,7 @@ export function handOn(
  * that closing does not reset the connection under the reply), then FIN.
  * Returns the first bytes the client had sent, for the log.
  */
-export function answer(libc: Libc, reply: string, input = 0, output = 1): Uint8Array {
+export function answer(libc: Answering, reply: string, input = 0, output = 1): Uint8Array {
   const drain = (): Uint8Array => {
     const waiting = libc.bytesWaiting(input);
     return waiting > 0 ? libc.readWaiting(input, Math.min(waiting, MAX_DRAIN)) : new Uint8Array();

@@ -49,15 +49,20 @@ function parseV6(text: string): Uint8Array | undefined {
 
 const V4_MAPPED = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
+/** An address from its 4 or 16 bytes (a socket's); an IPv4-mapped IPv6 address is IPv4. */
+export function ipFromBytes(bytes: Uint8Array): Ip {
+  if (bytes.length === 4) return { family: 4, bytes };
+  if (V4_MAPPED.every((b, i) => bytes[i] === b)) return { family: 4, bytes: bytes.slice(12) };
+  return { family: 6, bytes };
+}
+
 /** Parses dotted IPv4 or IPv6 text (an optional %zone is dropped); undefined if malformed. */
 export function parseIp(text: string): Ip | undefined {
   if (text.length > 64) return undefined;
   const v4 = parseV4(text);
   if (v4) return { family: 4, bytes: v4 };
   const v6 = parseV6(text.replace(/%[0-9A-Za-z_.-]+$/, ""));
-  if (!v6) return undefined;
-  if (V4_MAPPED.every((b, i) => v6[i] === b)) return { family: 4, bytes: v6.slice(12) };
-  return { family: 6, bytes: v6 };
+  return v6 && ipFromBytes(v6);
 }
 
 /** Canonical text: dotted quad, or the full lowercase IPv6 form without zero compression. */

@@ -9,7 +9,7 @@ import { BUILTIN_PATTERNS, classify, parsePatterns, type Tier } from "./classify
 import type { Client } from "./client.ts";
 import type { Config } from "./config.ts";
 import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./decide.ts";
-import type { Departure, Recall } from "./history.ts";
+import type { Recall } from "./history.ts";
 import type { Ip } from "./ip.ts";
 import * as log from "./log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./rdns.ts";
@@ -195,66 +195,4 @@ export async function screen(s: Screening): Promise<Screened> {
     notes: notes.join(","),
     memory,
   };
-}
-
-/** The outcome line of a screened connection. */
-export function outcomeOf(
-  screened: Screened,
-  ipText: string,
-  pid: number,
-  data: Uint8Array | undefined,
-  relayed = false,
-): log.Outcome {
-  const { verdict, watched } = screened;
-  const action = verdict.kind === "drop"
-    ? "exit"
-    : verdict.kind === "reply"
-    ? verdict.reply.slice(0, 3)
-    : verdict.event !== "pass"
-    ? "rblsmtpd"
-    : verdict.rblsmtpd === ""
-    ? "justdelay"
-    : relayed
-    ? "relay"
-    : "exec";
-  return {
-    event: verdict.event,
-    pid,
-    ip: ipText,
-    tier: screened.tier,
-    ptr: screened.name,
-    lookup: screened.lookup,
-    delayMs: screened.delayMs,
-    waitedMs: screened.waitedMs,
-    action,
-    memory: screened.notes,
-    ...(watched.kind === "early" ? { bytes: watched.bytes, data } : {}),
-  };
-}
-
-/** The verdict variables the next program gets. */
-export function exportsOf(screened: Screened): Record<string, string> {
-  const exported: Record<string, string> = {
-    SMTPDELAY_TIER: screened.tier ?? "",
-    SMTPDELAY_PTR: screened.name ? log.clean(screened.name, 255) : "",
-    SMTPDELAY_WAITED: log.seconds(screened.waitedMs),
-  };
-  const { verdict } = screened;
-  if (verdict.kind === "pass" && verdict.rblsmtpd !== undefined) {
-    exported.RBLSMTPD = verdict.rblsmtpd;
-  }
-  return exported;
-}
-
-/** How the connection left the screening, for the memory. */
-export function departureOf(verdict: Screened["verdict"]): Departure {
-  if (verdict.event === "early") return "early";
-  return verdict.kind === "pass" && verdict.event === "pass" ? "pass" : "gone";
-}
-
-/** Records the departure (when there is a memory); logs a failure. */
-export async function forget(memory: Memory, how: Departure): Promise<void> {
-  if (memory.kind !== "on") return;
-  const failure = await memory.remembered.depart(how);
-  if (failure) log.warning(`unable to remember the outcome: ${failure}`);
 }

@@ -48,7 +48,11 @@ export interface Watch {
  * Starts watching `fd`; `now` is the clock (ms) that times count on. Once the
  * client was seen early or closed, that is the answer for good.
  */
-export function watch(libc: Libc, fd: number, now: () => number): Watch {
+export function watch(
+  libc: Pick<Libc, "waitReadable" | "readable" | "bytesWaiting">,
+  fd: number,
+  now: () => number,
+): Watch {
   const start = now();
   let seen: Watched = { kind: "quiet" };
   const settle = (revents: number): void => {

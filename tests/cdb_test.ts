@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CdbError, cdbHash, openCdb } from "../src/cdb.ts";
+import { CdbError, cdbHash, openCdb } from "../src/serve/cdb.ts";
 import { tcprules } from "./fixtures/tcprules.ts";
 import { withTempDir } from "./fixtures/temp_dir.ts";
 

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { answer, handOn } from "../src/handoff.ts";
-import type { Libc } from "../src/libc.ts";
 
 /** A Libc with no FFI that records, in order, what it was asked. */
-class FakeLibc implements Libc {
+class FakeLibc {
   calls: string[] = [];
   /** What bytesWaiting answers, in turn; the last one repeats. */
   waiting: number[] = [0];

@@ -4,10 +4,10 @@
  * the new fd's handler (the race that made waiting clients look closed).
  */
 import assert from "node:assert/strict";
-import { EventLoop } from "../src/serve/loop.ts";
-import { EPOLLIN, type Sys } from "../src/serve/sys.ts";
+import { EventLoop } from "../src/loop.ts";
+import { EPOLLIN, type Libc } from "../src/libc.ts";
 
-/** A Sys whose epoll set is a map, and whose waits return scripted batches. */
+/** A Libc whose epoll set is a map, and whose waits return scripted batches. */
 function fakeSys(batches: Array<(tags: Map<number, number>) => Array<[number, number, number]>>) {
   const tags = new Map<number, number>();
   const sys = {
@@ -23,7 +23,7 @@ function fakeSys(batches: Array<(tags: Map<number, number>) => Array<[number, nu
     read: () => 8,
     write: () => 8,
   };
-  return { sys: sys as unknown as Sys, tags };
+  return { sys: sys as unknown as Libc, tags };
 }
 
 Deno.test("EventLoop drops an event for an fd number reused since the event was taken", async () => {

@@ -4,12 +4,11 @@
  */
 import assert from "node:assert/strict";
 import type { Caps } from "../src/config.ts";
-import { libc } from "../src/libc.ts";
-import { EventLoop } from "../src/serve/loop.ts";
-import { relay, relayed, type RelayEnd } from "../src/serve/relay.ts";
-import { EAGAIN, type Sys, sys } from "../src/serve/sys.ts";
+import { EventLoop } from "../src/loop.ts";
+import { relay, relayed, type RelayEnd } from "../src/relay.ts";
+import { EAGAIN, type Libc, libc } from "../src/libc.ts";
 
-const s = sys();
+const s = libc();
 const now = () => performance.now();
 const NO_CAPS: Caps = { maxSessionMs: 0, maxIdleMs: 0, maxBytesPerSecond: 0 };
 
@@ -39,9 +38,7 @@ class Rig {
       this.loop,
       s,
       { clientIn: clientSide, clientOut: clientSide, child: childSide },
-      caps,
-      clock,
-      startMs,
+      { caps, now: clock, startMs },
     ).finally(() => {
       this.over = true;
       this.loop.wake();
@@ -256,14 +253,14 @@ Deno.test("relay() ends with eof when the child is gone, though the client still
 });
 
 /**
- * The real Sys, where fds 0 and 1 (the per-connection filter's client) are
+ * The real libc, where fds 0 and 1 (the per-connection filter's client) are
  * `inFd` and `outFd`, counting its epoll waits.
  */
-function asStdio(inFd: number, outFd: number): { sys: Sys; waits: () => number } {
+function asStdio(inFd: number, outFd: number): { sys: Libc; waits: () => number } {
   const real = (fd: number) => fd === 0 ? inFd : fd === 1 ? outFd : fd;
   const ours = (fd: number) => fd === inFd ? 0 : fd === outFd ? 1 : fd;
   let waits = 0;
-  const wrapped: Sys = {
+  const wrapped: Libc = {
     ...s,
     setNonBlocking: (fd) => s.setNonBlocking(real(fd)),
     read: (fd, buf) => s.read(real(fd), buf),
@@ -290,11 +287,8 @@ Deno.test("relayed() stops watching its child once reaped, while what it left ho
   const t0 = now();
   const { end, status } = await relayed(
     stdio.sys,
-    ["/bin/sh", "-c", "sleep 0.5 & exit 0"],
-    ["PATH=/usr/bin:/bin"],
-    NO_CAPS,
-    now,
-    t0,
+    { program: ["/bin/sh", "-c", "sleep 0.5 & exit 0"], env: ["PATH=/usr/bin:/bin"] },
+    { caps: NO_CAPS, now, startMs: t0 },
   );
   const ms = now() - t0;
   assert.equal(status, 0, "the child exited 0");

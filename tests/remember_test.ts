@@ -41,22 +41,16 @@ function fakeLibc(files: Readonly<Record<string, string>>): { libc: Libc; read: 
   const missing = (name: string) => (): never => {
     throw new Error(`remember() called libc.${name}, which the fake does not have`);
   };
-  const libc: Libc = {
-    waitReadable: missing("waitReadable"),
-    readable: missing("readable"),
-    bytesWaiting: missing("bytesWaiting"),
-    peek: missing("peek"),
-    readWaiting: missing("readWaiting"),
-    writeAll: missing("writeAll"),
-    shutdownWrite: missing("shutdownWrite"),
-    alarm: missing("alarm"),
-    exec: missing("exec"),
+  const own: Partial<Libc> = {
     readProcFile(path) {
       read.push(path);
       return files[path];
     },
     sleep: () => Promise.resolve(),
   };
+  const libc = new Proxy(own, {
+    get: (target, name) => target[name as keyof Libc] ?? missing(String(name)),
+  }) as Libc;
   return { libc, read };
 }
 

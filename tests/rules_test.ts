@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CdbError, openCdb } from "../src/cdb.ts";
+import { CdbError, openCdb } from "../src/serve/cdb.ts";
 import {
   lookupRule,
   lookupRuleInCdb,
@@ -8,7 +8,7 @@ import {
   ruleKeys,
   type RuleMatch,
   type RuleQuery,
-} from "../src/rules.ts";
+} from "../src/serve/rules.ts";
 import { tcprules, tcprulescheck } from "./fixtures/tcprules.ts";
 import { withTempDir } from "./fixtures/temp_dir.ts";
 

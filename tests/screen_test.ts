@@ -3,7 +3,7 @@
  * on a clock the test moves), a fake memory, and a real PTR lookup against
  * the fake DNS server of fixtures/fake_dns.ts, which counts the questions it
  * is asked. Then what the hand-off and the log take from a Screened:
- * outcomeOf, exportsOf, departureOf, forget.
+ * outcomeOf, exportsOf, departureOf, recordDeparture (src/act.ts).
  */
 import assert from "node:assert/strict";
 import { readClient } from "../src/client.ts";
@@ -14,15 +14,8 @@ import type { Outcome } from "../src/log.ts";
 import type { Lookup } from "../src/rdns.ts";
 import type { Memory } from "../src/remember.ts";
 import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
-import {
-  departureOf,
-  exportsOf,
-  forget,
-  loadExemptions,
-  outcomeOf,
-  screen,
-  type Screened,
-} from "../src/screen.ts";
+import { departureOf, exportsOf, outcomeOf, recordDeparture } from "../src/act.ts";
+import { loadExemptions, screen, type Screened } from "../src/screen.ts";
 import type { Watch, Watched } from "../src/watch.ts";
 import { type Answer, type FakeDns, reverse4, startFakeDns } from "./fixtures/fake_dns.ts";
 
@@ -210,7 +203,7 @@ interface Run {
   readonly screened: Screened;
   /** How many times the memory was opened. */
   readonly remembered: number;
-  /** What the memory's depart() was given (through forget()). */
+  /** What the memory's depart() was given (through recordDeparture()). */
   readonly departs: Departure[];
   /** The client's holds: how long each was asked to wait. */
   readonly holds: number[];
@@ -312,7 +305,7 @@ async function run(dns: Dns, c: Case): Promise<Run> {
         roll: c.roll ?? 50,
         ...(c.looked ? { looked: c.looked } : {}),
       });
-      await forget(screened.memory, departureOf(screened.verdict));
+      await recordDeparture(screened.memory, departureOf(screened.verdict));
       return screened;
     });
     const asked = events.filter((e) => e === `dns ${reverse4(client.ipText)}`).length;
@@ -1149,7 +1142,7 @@ Deno.test("outcomeOf(), exportsOf() and departureOf() say what the screening fou
   });
 });
 
-Deno.test("forget() records the departure in the memory, and logs a failure", async (t) => {
+Deno.test("recordDeparture() records the departure in the memory, and logs a failure", async (t) => {
   await t.step("on: depart() gets it", async () => {
     const got: Departure[] = [];
     const memory: Memory = {
@@ -1159,7 +1152,7 @@ Deno.test("forget() records the departure in the memory, and logs a failure", as
         depart: (how) => Promise.resolve(void got.push(how)),
       },
     };
-    const { lines } = await capturingStderr(() => forget(memory, "early"));
+    const { lines } = await capturingStderr(() => recordDeparture(memory, "early"));
     assert.deepEqual(got, ["early"]);
     assert.deepEqual(lines, []);
   });
@@ -1171,14 +1164,14 @@ Deno.test("forget() records the departure in the memory, and logs a failure", as
         depart: () => Promise.resolve("sqlite /x.db: unable to update: disk I/O error"),
       },
     };
-    const { lines } = await capturingStderr(() => forget(memory, "pass"));
+    const { lines } = await capturingStderr(() => recordDeparture(memory, "pass"));
     assert.deepEqual(lines, [
       "smtp-delay: warning: unable to remember the outcome: sqlite /x.db: unable to update: disk I/O error",
     ]);
   });
   for (const memory of [{ kind: "off" }, { kind: "down", reason: "x" }] as Memory[]) {
     await t.step(`${memory.kind}: nothing to do`, async () => {
-      const { lines } = await capturingStderr(() => forget(memory, "gone"));
+      const { lines } = await capturingStderr(() => recordDeparture(memory, "gone"));
       assert.deepEqual(lines, []);
     });
   }

@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import {
+  baseVars,
+  childEnv,
   type Connection,
-  connectionEnv,
+  connectionVars,
   denyLine,
   endLine,
   okLine,
@@ -79,7 +81,20 @@ Deno.test("safe() writes outside text as tcpserver logs it", async (t) => {
   }
 });
 
-Deno.test("connectionEnv() sets tcpserver's variables over the server's", async (t) => {
+/** The environment childEnv() makes for a connection with these rules, as a Record. */
+function envOf(
+  base: Readonly<Record<string, string>>,
+  conn: Connection,
+  rules: Readonly<Record<string, string>>,
+  verdict: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const vars = childEnv(baseVars(base), connectionVars(conn, rules), verdict);
+  return Object.fromEntries(
+    vars.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+}
+
+Deno.test("childEnv() sets tcpserver's variables over the server's", async (t) => {
   const rows: {
     name: string;
     base: Record<string, string>;
@@ -252,18 +267,28 @@ Deno.test("connectionEnv() sets tcpserver's variables over the server's", async 
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      assert.deepEqual(connectionEnv(row.base, row.conn, row.rules), row.want);
+      assert.deepEqual(envOf(row.base, row.conn, row.rules), row.want);
     });
   }
 });
 
-Deno.test("connectionEnv() changes neither the server's environment nor the rules'", () => {
-  const base = { TCPREMOTEHOST: "stale", KEEP: "1" };
-  const rules = { RELAYCLIENT: "" };
-  const got = connectionEnv(base, connection({ remoteHost: "new" }), rules);
-  got.KEEP = "changed";
-  assert.deepEqual(base, { TCPREMOTEHOST: "stale", KEEP: "1" });
-  assert.deepEqual(rules, { RELAYCLIENT: "" });
+Deno.test("childEnv(): the verdict's variables over the rules', over tcpserver's, over the server's", () => {
+  const base = { TCPREMOTEHOST: "stale", KEEP: "1", RBLSMTPD: "from the run file" };
+  const rules = { RELAYCLIENT: "", SMTPDELAY_TIER: "from a rule" };
+  const got = envOf(base, connection({ remoteHost: "new" }), rules, {
+    SMTPDELAY_TIER: "ptr",
+    RBLSMTPD: "",
+  });
+  assert.equal(got.KEEP, "1");
+  assert.equal(got.TCPREMOTEHOST, "new");
+  assert.equal(got.RELAYCLIENT, "");
+  assert.equal(got.SMTPDELAY_TIER, "ptr");
+  assert.equal(got.RBLSMTPD, "");
+  assert.equal(
+    childEnv(baseVars(base), {}, {}).filter((kv) => kv.startsWith("TCPREMOTEHOST=")).length,
+    0,
+    "a name the server inherited is not a client's",
+  );
 });
 
 Deno.test("the tcpserver lines have tcpserver's words and fields", async (t) => {
@@ -466,7 +491,7 @@ Deno.test("the lines and the environment are what the real tcpserver gives a cli
       );
     });
     await t.step("the child's environment, the rule's variables last", () => {
-      const got = connectionEnv(SERVER_ENV, conn, { RELAYCLIENT: "", TCPREMOTEHOST: "from.rule" });
+      const got = envOf(SERVER_ENV, conn, { RELAYCLIENT: "", TCPREMOTEHOST: "from.rule" });
       assert.deepEqual(got, parseEnv(run.text));
     });
   } finally {

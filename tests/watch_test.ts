@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Libc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../src/libc.ts";
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../src/libc.ts";
 import { interpret, watch, type Watched } from "../src/watch.ts";
 
 Deno.test("interpret() reads poll's revents and FIONREAD's count", async (t) => {
@@ -44,7 +44,7 @@ Deno.test("interpret() reads poll's revents and FIONREAD's count", async (t) => 
  * next scripted result, and moves the clock by its `tookMs` (the whole
  * timeout when it reports nothing, unless told otherwise).
  */
-class FakeLibc implements Libc {
+class FakeLibc {
   /** What the next polls report, in turn: revents and how long each took. */
   script: { revents: number; tookMs?: number }[] = [];
   /** Every poll: sync or async, and the timeout it was given. */

@@ -62,13 +62,26 @@ export function connectionVars(
   return Object.assign(env, rules);
 }
 
-/** The child's environment: the server's, tcpserver's variables, then the rules'. */
-export function connectionEnv(
-  base: Readonly<Record<string, string>>,
-  conn: Connection,
-  rules: Readonly<Record<string, string>>,
-): Record<string, string> {
-  return { ...baseEnv(base), ...connectionVars(conn, rules) };
+/** The server's environment (baseEnv) as the children get it: [NAME, NAME=VALUE] pairs. */
+export function baseVars(base: Readonly<Record<string, string>>): Array<[string, string]> {
+  return Object.entries(baseEnv(base)).map(([k, v]) => [k, `${k}=${v}`]);
+}
+
+/**
+ * A child's environment, as NAME=VALUE strings: the server's (`base`, from
+ * baseVars), then this connection's own variables (connectionVars: tcpserver's
+ * and the rules'), then the verdict's, each overriding what came before.
+ */
+export function childEnv(
+  base: ReadonlyArray<readonly [string, string]>,
+  own: Readonly<Record<string, string>>,
+  verdict: Readonly<Record<string, string>>,
+): string[] {
+  const given = { ...own, ...verdict };
+  return [
+    ...base.filter(([k]) => !Object.hasOwn(given, k)).map(([, kv]) => kv),
+    ...Object.entries(given).map(([k, v]) => `${k}=${v}`),
+  ];
 }
 
 /** `LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT`, tcpserver's pair (no ident). */

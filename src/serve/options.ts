@@ -61,7 +61,7 @@ export interface ServeConfig {
  * believes it is connected, waits for a retransmission (seconds to minutes).
  * 4096 is Linux's own cap (net.core.somaxconn since 5.4).
  */
-export const BACKLOG = 4096;
+const BACKLOG = 4096;
 
 const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
 const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);

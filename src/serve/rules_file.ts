@@ -3,8 +3,8 @@
  * so a file that tcprules replaces takes effect at the next client. The cdb
  * is kept in memory and read again when the file changes (or at SIGHUP).
  */
-import { type Cdb, CdbError, openCdb } from "../cdb.ts";
-import { lookupRuleInCdb, type RuleMatch } from "../rules.ts";
+import { type Cdb, CdbError, openCdb } from "./cdb.ts";
+import { lookupRuleInCdb, type RuleMatch } from "./rules.ts";
 
 /** A rule, or why there is none to trust (the client is then refused). */
 export type RulesAnswer = RuleMatch | { kind: "unreadable"; reason: string };

@@ -9,9 +9,9 @@
  * (shutdown), and the child's end of output ends the session (the client
  * gets FIN). A reset or a cap closes both sides.
  */
-import type { Caps } from "../config.ts";
-import type { EventLoop } from "./loop.ts";
-import { EAGAIN, EINTR, EPOLLIN, EPOLLONESHOT, EPOLLOUT, type Sys } from "./sys.ts";
+import type { Caps } from "./config.ts";
+import { EventLoop } from "./loop.ts";
+import { EAGAIN, EINTR, EPOLLIN, EPOLLONESHOT, EPOLLOUT, type Libc } from "./libc.ts";
 
 /** The fds a relay copies between. `clientIn` and `clientOut` may be one socket. */
 export interface RelayEnds {
@@ -51,25 +51,30 @@ class Pipe {
   }
 }
 
+/** A session's caps, and the clock they count on from the session's start. */
+export interface Session {
+  readonly caps: Caps;
+  readonly now: () => number;
+  /** When the session began (the connection's start): the session cap counts from there. */
+  readonly startMs: number;
+}
+
 /**
  * Copies between the client and the child until the child's output ends, a
  * side resets, or a cap runs out; resolves then, with every fd of `ends`
- * out of the loop (the caller closes them). `startMs` is when the session
- * began (the session cap counts from there).
+ * out of the loop (the caller closes them).
  */
 export function relay(
   loop: EventLoop,
-  s: Sys,
+  libc: Libc,
   ends: RelayEnds,
-  caps: Caps,
-  now: () => number,
-  startMs: number,
+  { caps, now, startMs }: Session,
 ): Promise<RelayEnd> {
   const up = new Pipe(ends.clientIn, ends.child);
   const down = new Pipe(ends.child, ends.clientOut);
   const pipes = [up, down];
   const fds = [...new Set([ends.clientIn, ends.clientOut, ends.child])];
-  for (const fd of fds) s.setNonBlocking(fd);
+  for (const fd of fds) libc.setNonBlocking(fd);
   let last = now();
   let finished = false;
   let tokens = caps.maxBytesPerSecond;
@@ -120,7 +125,7 @@ export function relay(
   /** Writes what is pending; after the end of `src`, passes the end on. False: `dst` is gone. */
   const flush = (pipe: Pipe): boolean => {
     while (pipe.pending > 0) {
-      const n = s.write(pipe.dst, pipe.buf.subarray(pipe.start, pipe.end));
+      const n = libc.write(pipe.dst, pipe.buf.subarray(pipe.start, pipe.end));
       if (n === -EAGAIN || n === -EINTR) return true;
       if (n < 0) return false;
       pipe.start += n;
@@ -129,7 +134,7 @@ export function relay(
     pipe.start = pipe.end = 0;
     if (pipe.srcDone && !pipe.done) {
       pipe.done = true;
-      s.endWrite(pipe.dst);
+      libc.endWrite(pipe.dst);
     }
     return true;
   };
@@ -140,7 +145,7 @@ export function relay(
     const room = pipe === up && caps.maxBytesPerSecond > 0
       ? Math.min(BUFFER_BYTES, Math.floor(tokens))
       : BUFFER_BYTES;
-    const n = s.read(pipe.src, pipe.buf.subarray(0, room));
+    const n = libc.read(pipe.src, pipe.buf.subarray(0, room));
     if (n === -EAGAIN || n === -EINTR) return "ok";
     if (n < 0) return "unreadable"; // a reset
     if (n === 0) {
@@ -230,44 +235,40 @@ export function relay(
 
 /**
  * The per-connection filter as a relay (a cap needs the traffic): starts
- * `program` on one end of a socket pair with `env` as its environment,
- * relays between fd 0/1 and it, and waits for it to end. Resolves with the
- * relay's end, the child's pid and its wait status. Throws SysError when
- * the program cannot be started.
+ * `program` on one end of a socket pair with `env` (NAME=VALUE strings) as
+ * its environment, relays between fd 0/1 and it, and waits for it to end.
+ * Resolves with the relay's end, the child's pid and its wait status.
+ * Throws SysError when the program cannot be started.
  */
 export async function relayed(
-  s: Sys,
-  program: readonly string[],
-  env: readonly string[],
-  caps: Caps,
-  now: () => number,
-  startMs: number,
+  libc: Libc,
+  { program, env }: { program: readonly string[]; env: readonly string[] },
+  session: Session,
 ): Promise<{ end: RelayEnd; pid: number; status: number }> {
-  const { EventLoop } = await import("./loop.ts");
-  const [mine, theirs] = s.socketPair();
+  const [mine, theirs] = libc.socketPair();
   let pid: number;
   try {
-    pid = s.spawn(program, env, theirs, theirs);
+    pid = libc.spawn(program, env, theirs, theirs);
   } finally {
-    s.close(theirs);
+    libc.close(theirs);
   }
-  const loop = new EventLoop(s);
-  const pidfd = s.pidfd(pid);
+  const loop = new EventLoop(libc);
+  const pidfd = libc.pidfd(pid);
   let status: number | undefined;
   loop.add(pidfd, EPOLLIN, () => {
-    status ??= s.reap(pid);
+    status ??= libc.reap(pid);
     if (status === undefined) return; // not yet (a spurious wake-up)
     // An ended process's pidfd stays readable: watched on while the relay
     // goes on (something the child left behind holds its socket), it would
     // wake the loop at once, again and again.
     loop.remove(pidfd);
-    s.close(pidfd);
+    libc.close(pidfd);
     loop.wake();
   });
   let end: RelayEnd | undefined;
-  relay(loop, s, { clientIn: 0, clientOut: 1, child: mine }, caps, now, startMs).then((e) => {
+  relay(loop, libc, { clientIn: 0, clientOut: 1, child: mine }, session).then((e) => {
     end = e;
-    s.close(mine); // the child sees the end of its input, if it had not yet
+    libc.close(mine); // the child sees the end of its input, if it had not yet
     loop.wake();
   });
   await loop.run(() => end === undefined || status === undefined);

@@ -1,0 +1,196 @@
+/**
+ * The waiting room: the clients in the screening. Each is watched through
+ * the server's epoll set (one-shot: its first byte or its hang-up settles
+ * it), looked up in the rules (and by name, with -h), screened as the
+ * per-connection filter screens (src/screen.ts), and then, answered or let
+ * go here, or handed to the children (children.ts) when it passed.
+ */
+import { act } from "../act.ts";
+import { type Client, readClient } from "../client.ts";
+import type { Config } from "../config.ts";
+import { formatIp } from "../ip.ts";
+import { EPOLLIN, EPOLLONESHOT, EPOLLRDHUP, type Libc } from "../libc.ts";
+import * as log from "../log.ts";
+import type { EventLoop } from "../loop.ts";
+import type { Lookup } from "../rdns.ts";
+import { type Exemptions, lookupWhileWatching, screen } from "../screen.ts";
+import { UsageError } from "../usage_error.ts";
+import { interpret, type Watch, type Watched } from "../watch.ts";
+import type { Admitted } from "./admission.ts";
+import type { Passed } from "./children.ts";
+import type { Holder } from "./holder.ts";
+import { type Connection, connectionVars, denyLine } from "./lines.ts";
+import type { ServeConfig } from "./options.ts";
+import type { Rules } from "./rules_file.ts";
+import type { Settings } from "./settings.ts";
+
+const now = () => performance.now();
+
+/** A client in the screening: its socket, and the watch that epoll feeds. */
+class Waiting implements Watch {
+  seen: Watched = { kind: "quiet" };
+  private readonly wakers = new Set<() => void>();
+  readonly startMs = now();
+
+  constructor(readonly fd: number, private readonly libc: Libc) {}
+
+  /** epoll said the socket is readable or hung up. */
+  settle(revents: number): void {
+    if (this.seen.kind !== "quiet") return;
+    this.seen = interpret(revents, this.libc.bytesWaiting(this.fd), now() - this.startMs);
+    for (const wake of [...this.wakers]) wake();
+  }
+
+  waitAsync(ms: number): Promise<Watched> {
+    if (this.seen.kind !== "quiet" || ms <= 0) return Promise.resolve(this.waitSync(0));
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve(this.seen);
+      };
+      const timer = setTimeout(done, Math.ceil(ms));
+      this.wakers.add(done);
+    });
+  }
+
+  /** Only `waitSync(0)`: a look without waiting (the server never blocks). */
+  waitSync(_ms: number): Watched {
+    if (this.seen.kind === "quiet") {
+      const revents = this.libc.readable(this.fd, 0);
+      if (revents !== 0) this.settle(revents);
+    }
+    return this.seen;
+  }
+}
+
+/** What the waiting room works with: the server's parts it hands to and answers through. */
+export interface RoomParts {
+  readonly options: ServeConfig;
+  /** The run file's Config: for tcpserver's own lookup (-h). */
+  readonly base: Config;
+  readonly loop: EventLoop;
+  readonly libc: Libc;
+  readonly settings: Settings;
+  readonly holder: Holder;
+  readonly rules: Rules | undefined;
+  /** The server's environment (baseEnv), which every client's inherits. */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** 421 to a client whose rules cannot be read (admission's BUSY line). */
+  busy(fd: number, ip: string, why: string): void;
+  /** A client that passed: a child starts for it, now or when one ends. */
+  handOn(passed: Passed): void;
+  /** A connection that got no child is over. */
+  release(id: number): void;
+  /** The clients waiting changed: stress mode may change. */
+  changed(): void;
+}
+
+export class WaitingRoom {
+  private readonly clients = new Map<number, Waiting>();
+
+  constructor(private readonly parts: RoomParts) {}
+
+  /** How many clients are in the screening. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Takes a client admitted: from here on it is watched, until it is handed on or let go. */
+  take(client: Admitted): void {
+    const w = new Waiting(client.fd, this.parts.libc);
+    this.clients.set(client.fd, w);
+    this.parts.loop.add(client.fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (r) => w.settle(r));
+    this.screen(client, w).catch((e) => {
+      log.warning(`unable to serve a client: ${e instanceof Error ? e.message : e}`);
+    });
+  }
+
+  /** One client's way through the room: rules, the screening, then a child or an answer. */
+  private async screen({ fd, remote, id, stressed }: Admitted, w: Waiting): Promise<void> {
+    const { options, libc, settings } = this.parts;
+    let passed: Passed | undefined;
+    try {
+      const local = libc.localAddress(fd);
+      const conn: Connection = {
+        local: { ip: formatIp(local.ip), port: local.port, host: undefined },
+        remote: { ip: formatIp(remote.ip), port: remote.port, host: undefined },
+        v6: local.ip.family === 6,
+      };
+      const localName = settings.localName(conn.local.ip);
+      // -h: tcpserver's lookup, done once and shared with the screening.
+      let looked: Lookup | undefined;
+      if (options.lookupRemote) {
+        looked = await lookupWhileWatching(remote.ip, this.parts.base, w);
+        if (looked?.kind === "found") conn.remote.host = looked.name;
+      }
+      const rule = this.parts.rules?.lookup(conn.remote.ip, conn.remote.host);
+      if (rule?.kind === "unreadable") {
+        log.warning(`dropping connection, unable to read ${options.rulesFile}: ${rule.reason}`);
+        this.parts.busy(fd, conn.remote.ip, "rules");
+        return;
+      }
+      conn.local.host = await localName;
+      if (rule?.kind === "deny") {
+        if (options.verbosity >= 2) log.tcpserver(denyLine(0, conn));
+        return;
+      }
+      // Only this connection's own variables are kept per client; the rest is the base's.
+      const own = connectionVars(conn, rule?.env ?? {});
+      const env: Record<string, string> = Object.assign(Object.create(this.parts.baseEnv), own);
+      // What the rules' variables make of the screening, checked as the filter checks its own.
+      let config: Config;
+      let client: Client;
+      let patterns: RegExp[] | undefined;
+      let allow: Exemptions | undefined;
+      try {
+        config = settings.configOf(env, own, stressed);
+        client = readClient(env);
+        patterns = settings.patternsOf(config);
+        allow = await settings.allowOf(config);
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        log.warning(`dropping connection from ${conn.remote.ip}: ${e.message}`);
+        return;
+      }
+      const screened = await screen({
+        config,
+        client,
+        relayClient: env.RELAYCLIENT !== undefined,
+        patterns,
+        allow,
+        watcher: w,
+        hold: (ms) => w.waitAsync(ms),
+        remember: () => this.parts.holder.remember(config, client.ip, id),
+        now,
+        roll: Math.random() * 100,
+        ...(options.lookupRemote && looked?.kind !== "found" && looked ? { looked } : {}),
+      });
+      if (screened.verdict.kind === "pass") {
+        passed = { fd, id, screened, config, own, conn, ip: client.ipText, startMs: w.startMs };
+      } else {
+        const ip = client.ipText;
+        const never = () => Promise.reject(new Error("no program for a client let go"));
+        await act(screened, config, {
+          input: fd,
+          output: fd,
+          ip,
+          pid: 0,
+          inPlace: false,
+          warnEachClient: false,
+          start: never,
+        }, libc);
+      }
+    } finally {
+      // Out of the epoll set before the fd is closed or handed on: its number will be reused.
+      this.parts.loop.remove(fd);
+      this.clients.delete(fd);
+      if (!passed) {
+        this.parts.release(id);
+        libc.close(fd);
+      }
+      this.parts.changed();
+    }
+    if (passed) this.parts.handOn(passed);
+  }
+}
