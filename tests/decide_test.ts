@@ -4,6 +4,7 @@ import { decide, delayFor, type Facts, type Verdict } from "../src/decide.ts";
 import type { Recall } from "../src/history.ts";
 import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
 import type { Watched } from "../src/watch.ts";
+import { STRANGER as NOTHING } from "./fixtures/recall.ts"; // a first contact; rows change it
 
 /** A Config as the command line and environment would give it. */
 function config(args: string[], env: Record<string, string> = {}): Config {
@@ -333,15 +334,6 @@ Deno.test("decide() hands a quiet client on once its delay is over", async (t) =
   ]);
 });
 
-/** What the memory says of a first contact: nothing; rows change what they test. */
-const NOTHING: Recall = Object.freeze({
-  passed: false,
-  penalised: false,
-  boxUntil: undefined,
-  arrivals: 1,
-  open: 0,
-  rateWaitMs: 0,
-});
 const memory = (changes: Partial<Recall>): Recall => ({ ...NOTHING, ...changes });
 const BOXED = memory({ penalised: true, boxUntil: Date.UTC(2026, 10, 24, 13) });
 

@@ -14,6 +14,7 @@ import {
 } from "../src/history.ts";
 import { parseIp } from "../src/ip.ts";
 import { memoryStore } from "./fixtures/memory_store.ts";
+import { STRANGER as NOTHING } from "./fixtures/recall.ts";
 import type { Change, ClientRecord, LiveConn } from "../src/store/store.ts";
 
 /** A realistic clock: records hold absolute times, and 0 + a TTL must not look recent. */
@@ -410,14 +411,6 @@ Deno.test("depart() does not edit the record it is given", async (t) => {
 
 Deno.test("recall() says what the record means now", async (t) => {
   const a = conn("mx1", 1);
-  const NOTHING: Recall = {
-    passed: false,
-    penalised: false,
-    boxUntil: undefined,
-    arrivals: 1,
-    open: 0,
-    rateWaitMs: 0,
-  };
   const rows: {
     name: string;
     record: Partial<ClientRecord>;

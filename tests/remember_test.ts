@@ -14,6 +14,7 @@ import { parseIp } from "../src/ip.ts";
 import type { Libc } from "../src/libc.ts";
 import { type Holder, type Memory, processStart, remember } from "../src/remember.ts";
 import { memoryStore } from "./fixtures/memory_store.ts";
+import { STRANGER as NEW } from "./fixtures/recall.ts"; // a new client's: its own arrival
 import { openSqlite } from "../src/store/sqlite.ts";
 import {
   type Change,
@@ -72,16 +73,6 @@ function configOf(args: readonly string[]): Config {
   if (request.kind !== "run") throw new Error(`parseConfig(${args.join(" ")}) did not ask to run`);
   return request.config;
 }
-
-/** What a new client's memory recalls: its own arrival, nothing else. */
-const NEW: Recall = {
-  passed: false,
-  penalised: false,
-  boxUntil: undefined,
-  arrivals: 1,
-  open: 0,
-  rateWaitMs: 0,
-};
 
 /** remember(), which must say "on". */
 async function on(

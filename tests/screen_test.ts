@@ -18,6 +18,7 @@ import { departureOf, exportsOf, outcomeOf, recordDeparture } from "../src/act.t
 import { loadExemptions, screen, type Screened } from "../src/screen.ts";
 import type { Watch, Watched } from "../src/watch.ts";
 import { type Answer, type FakeDns, reverse4, startFakeDns } from "./fixtures/fake_dns.ts";
+import { STRANGER } from "./fixtures/recall.ts";
 
 // ---------------------------------------------------------------------------
 // The fakes.
@@ -107,15 +108,6 @@ class FakeClient {
 
 /** What the fake memory says: off, down, or on with a recall (a stranger's, with changes). */
 type Remembers = "off" | { down: string } | Partial<Recall>;
-
-const STRANGER: Recall = Object.freeze({
-  passed: false,
-  penalised: false,
-  boxUntil: undefined,
-  arrivals: 1,
-  open: 0,
-  rateWaitMs: 0,
-});
 
 // ---------------------------------------------------------------------------
 // The DNS server, counting what it is asked.
