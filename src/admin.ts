@@ -20,7 +20,7 @@ import { libc } from "./libc.ts";
 import * as log from "./log.ts";
 import { openStore } from "./store/open.ts";
 import type { ClientRecord, Store } from "./store/store.ts";
-import { parseStoreUrl } from "./store/url.ts";
+import { formatStoreUrl, type StoreUrl } from "./store/url.ts";
 import { UsageError } from "./usage_error.ts";
 
 const USAGE =
@@ -93,15 +93,16 @@ function parseCommand(words: readonly string[]): { verb: string; key: string | u
  * remembered there, and the admin does not create it (the filter does, at
  * its first connection). Undefined for any other store.
  */
-function notCreatedYet(url: string): string | undefined {
-  const store = parseStoreUrl(url, "--store");
+function notCreatedYet(store: StoreUrl): string | undefined {
   if (store.kind !== "sqlite") return undefined;
   try {
     Deno.statSync(store.path);
     return undefined;
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) return undefined; // open() will say why
-    return `unable to open ${url}: No such file or directory (nothing is remembered there ` +
+    return `unable to open ${
+      formatStoreUrl(store)
+    }: No such file or directory (nothing is remembered there ` +
       "yet: the filter creates it at its first connection)";
   }
 }
@@ -145,21 +146,23 @@ export async function admin(
   env: Readonly<{ [name: string]: string | undefined }>,
 ): Promise<number> {
   const { options, rest } = scanOptions(args, FILTER_OPTIONS);
-  if (options.some((o) => o.letter === "--help" || o.letter === "--version")) {
-    const asked = printRequest(options.some((o) => o.letter === "--help") ? "--help" : "--version");
-    print([asked.kind === "print" ? asked.text : USAGE]);
+  if (options.some((o) => o.name === "--help" || o.name === "--version")) {
+    const asked = options.some((o) => o.name === "--help") ? "--help" : "--version";
+    print([printRequest(asked).text]);
     return 0;
   }
   const wanted = parseCommand(rest);
   // The admin's own --store wins over SMTPDELAY_STORE (for the filter, the variable wins).
-  const hasStore = options.some((o) => o.letter === "--store");
+  const hasStore = options.some((o) => o.name === "--store");
   const request = parseConfig(
     [...args.slice(0, args.length - rest.length), "state"],
     hasStore ? { ...env, SMTPDELAY_STORE: undefined } : env,
   );
   if (request.kind !== "run") throw new UsageError(`-v is not a state option (${USAGE})`);
   const { config } = request;
-  if (config.store === "none") throw new UsageError(`no store to look at: --store none (${USAGE})`);
+  if (config.store.kind === "none") {
+    throw new UsageError(`no store to look at: --store none (${USAGE})`);
+  }
   const absent = notCreatedYet(config.store);
   if (absent) {
     log.fatal(absent);

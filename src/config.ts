@@ -8,7 +8,7 @@ import type { Tier } from "./classify.ts";
 import { type Option, type OptionSet, scanOptions } from "./getopt.ts";
 import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
-import { parseStoreUrl } from "./store/url.ts";
+import { parseStoreUrl, type StoreUrl } from "./store/url.ts";
 import { UsageError } from "./usage_error.ts";
 
 export const VERSION = "0.1.0";
@@ -85,11 +85,8 @@ export interface Config {
   readonly patternFile: string | undefined;
   /** The per-IP memory's settings. */
   readonly memory: MemoryConfig;
-  /**
-   * `none`, `sqlite:/PATH` or `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
-   * as given: parseStoreUrl took it, so the store will.
-   */
-  readonly store: string;
+  /** The store, parsed once, at start: what parseStoreUrl takes, the store opens. */
+  readonly store: StoreUrl;
   /** Longest time a store operation may take before the filter goes on without memory. */
   readonly storeTimeoutMs: number;
   /** --allow: file of CIDRs and rDNS suffixes exempt from everything. */
@@ -210,10 +207,13 @@ export function noRblsmtpdWarning(program: readonly string[]): string {
  */
 export type Request =
   | { kind: "run"; config: Config; warnings: readonly string[] }
-  | { kind: "print"; text: string; stdout: boolean };
+  | PrintRequest;
+
+/** A text to print, and where. */
+export type PrintRequest = { kind: "print"; text: string; stdout: boolean };
 
 /** The texts of -v, --version and --help. */
-export function printRequest(letter: "v" | "--version" | "--help"): Request {
+export function printRequest(letter: "v" | "--version" | "--help"): PrintRequest {
   if (letter === "--help") return { kind: "print", text: helpText(), stdout: true };
   if (letter === "--version") return { kind: "print", text: `smtp-delay ${VERSION}`, stdout: true };
   return { kind: "print", text: `smtp-delay ${VERSION}\n${USAGE}`, stdout: false };
@@ -331,10 +331,10 @@ function withoutStore(
   env: Readonly<Record<string, string | undefined>>,
   store: { text: string; what: string } | undefined,
 ): string[] {
-  const none = options.findLast((o) => o.letter === "--store")?.value === "none";
+  const none = options.findLast((o) => o.name === "--store")?.value === "none";
   const warnings: string[] = [];
   for (const { option, variable } of STORE_SETTINGS) {
-    if (none && options.some((o) => o.letter === `--${option}`)) {
+    if (none && options.some((o) => o.name === `--${option}`)) {
       throw new UsageError(`--${option} needs a store, and --store none has none`);
     }
     if (store?.text === "none" && env[variable]) {
@@ -362,15 +362,15 @@ export function parseConfig(
   env: Readonly<Record<string, string | undefined>>,
 ): Request {
   const { options, rest } = scanOptions(args, FILTER_OPTIONS);
-  if (options.some((o) => o.letter === "--help")) return printRequest("--help");
-  const version = options.find((o) => o.letter === "--version" || o.letter === "v");
-  if (version) return printRequest(version.letter === "v" ? "v" : "--version");
+  if (options.some((o) => o.name === "--help")) return printRequest("--help");
+  const version = options.find((o) => o.name === "--version" || o.name === "v");
+  if (version) return printRequest(version.name === "v" ? "v" : "--version");
   // -N is a percentage, the other numbers are seconds (kept as milliseconds).
   const parseNumber = (letter: string, text: string, what: string) =>
     letter === "N" ? parsePercent(text, what) : parseSeconds(text, what);
   const numbers = new Map<string, number>();
   let patternFile: string | undefined;
-  for (const { letter, value } of options) {
+  for (const { name: letter, value } of options) {
     if (letter === "f") patternFile = value === "" ? undefined : value;
     else if (NUMERIC_OPTIONS.has(letter)) {
       numbers.set(letter, parseNumber(letter, value, `-${letter}`));
@@ -385,15 +385,15 @@ export function parseConfig(
   const given = (option: string, variable: string): { text: string; what: string } | undefined => {
     const fromEnv = env[variable];
     if (fromEnv) return { text: fromEnv, what: variable };
-    const last = options.findLast((o) => o.letter === `--${option}`);
+    const last = options.findLast((o) => o.name === `--${option}`);
     return last && { text: last.value, what: `--${option}` };
   };
   // Every option's value is checked, even where a variable overrides it.
-  for (const { letter, value } of options) {
-    const setting = SETTINGS.find(({ option }) => `--${option}` === letter);
-    if (setting) parseSetting(setting.unit, value, letter);
-    if (letter === "--store") parseStoreUrl(value, letter);
-    if (letter === "--store-timeout") parseStoreTimeout(value, letter);
+  for (const { name, value } of options) {
+    const setting = SETTINGS.find(({ option }) => `--${option}` === name);
+    if (setting) parseSetting(setting.unit, value, name);
+    if (name === "--store") parseStoreUrl(value, name);
+    if (name === "--store-timeout") parseStoreTimeout(value, name);
   }
   /** A setting's value: the variable's, else the option's, else the default. */
   const valueOf: RowMaker<number> = (option, variable, unit, fallback) => {
@@ -404,8 +404,7 @@ export function parseConfig(
   const memory: MemoryConfig = memorySettings(valueOf);
   const caps: Caps = capSettings(valueOf);
   const storeGiven = given("store", "SMTPDELAY_STORE");
-  if (storeGiven) parseStoreUrl(storeGiven.text, storeGiven.what);
-  const store = storeGiven?.text ?? DEFAULT_STORE;
+  const store = parseStoreUrl(storeGiven?.text ?? DEFAULT_STORE, storeGiven?.what ?? "--store");
   const timeoutGiven = given("store-timeout", "SMTPDELAY_STORE_TIMEOUT");
   const storeTimeoutMs = timeoutGiven
     ? parseStoreTimeout(timeoutGiven.text, timeoutGiven.what)
@@ -429,7 +428,7 @@ export function parseConfig(
         noptr: numbers.get("P") ?? DEFAULTS.delayMs.noptr,
       }),
       refuseNoptrPercent: numbers.get("N") ?? DEFAULTS.refuseNoptrPercent,
-      standalone: options.some((o) => o.letter === "S"),
+      standalone: options.some((o) => o.name === "S"),
       justDelay: mode === "JUSTDELAY",
       nameServer: env.SMTPDELAY_DNS ? parseNameServer(env.SMTPDELAY_DNS) : undefined,
       lookupTimeoutMs: numbers.get("t") ?? DEFAULTS.lookupTimeoutMs,

@@ -5,9 +5,9 @@
  */
 import { UsageError } from "./usage_error.ts";
 
-/** One parsed option: its letter (or `--name`) and, for options that take one, its value. */
+/** One parsed option: its name (a letter, or `--name` for a long one) and its value ("" for none). */
 export interface Option {
-  readonly letter: string;
+  readonly name: string;
   readonly value: string;
 }
 
@@ -55,21 +55,21 @@ export function scanOptions(
       const equals = arg.indexOf("=");
       const name = arg.slice(2, equals < 0 ? undefined : equals);
       if (LONG_FLAGS.has(name) && equals < 0) {
-        options.push({ letter: `--${name}`, value: "" });
+        options.push({ name: `--${name}`, value: "" });
         continue;
       }
       if (!set.longs.has(name)) throw new UsageError(`unknown option "--${name}"`);
       const value = equals < 0 ? valueAfter(`--${name}`) : arg.slice(equals + 1);
-      options.push({ letter: `--${name}`, value });
+      options.push({ name: `--${name}`, value });
       continue;
     }
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!;
       if (set.flags.has(letter)) {
-        options.push({ letter, value: "" });
+        options.push({ name: letter, value: "" });
       } else if (set.values.has(letter)) {
         const value = arg.slice(j + 1) || valueAfter(`-${letter}`);
-        options.push({ letter, value });
+        options.push({ name: letter, value });
         break;
       } else {
         throw new UsageError(set.refused?.(letter) ?? `unknown option "-${letter}"`);

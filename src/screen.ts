@@ -127,7 +127,7 @@ export async function loadExemptions(path: string | undefined): Promise<Exemptio
 export async function screen(s: Screening): Promise<Screened> {
   const { config, client, allow, watcher } = s;
   const start = s.now();
-  const remember = () => config.store === "none" ? Promise.resolve(OFF) : s.remember();
+  const remember = () => config.store.kind === "none" ? Promise.resolve(OFF) : s.remember();
 
   // RELAYCLIENT and the allowlist: no delay, no limits, no memory, handed on at once.
   let exempt = s.relayClient || !!allow?.ip(client.ip) || !!allow?.name(client.host);

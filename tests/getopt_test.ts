@@ -14,7 +14,7 @@ Deno.test("scanOptions() splits options from the program as getopt(3) does", asy
   const rows: {
     name: string;
     args: string[];
-    options: { letter: string; value: string }[];
+    options: { name: string; value: string }[];
     rest: string[];
   }[] = [
     { name: "no arguments", args: [], options: [], rest: [] },
@@ -22,64 +22,64 @@ Deno.test("scanOptions() splits options from the program as getopt(3) does", asy
     {
       name: "clustered flags -Sv",
       args: ["-Sv", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "v", value: "" }],
+      options: [{ name: "S", value: "" }, { name: "v", value: "" }],
       rest: ["prog"],
     },
     {
       name: "attached value -d5",
       args: ["-d5", "prog"],
-      options: [{ letter: "d", value: "5" }],
+      options: [{ name: "d", value: "5" }],
       rest: ["prog"],
     },
     {
       name: "separate value -d 5",
       args: ["-d", "5", "prog"],
-      options: [{ letter: "d", value: "5" }],
+      options: [{ name: "d", value: "5" }],
       rest: ["prog"],
     },
     {
       name: "a flag then a value option in one word, -Sd5",
       args: ["-Sd5", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "d", value: "5" }],
+      options: [{ name: "S", value: "" }, { name: "d", value: "5" }],
       rest: ["prog"],
     },
     {
       name: "a flag then a value option taking the next word, -Sd 5",
       args: ["-Sd", "5", "prog"],
-      options: [{ letter: "S", value: "" }, { letter: "d", value: "5" }],
+      options: [{ name: "S", value: "" }, { name: "d", value: "5" }],
       rest: ["prog"],
     },
     {
       name: "the rest of the word is the value, flags included (-dS)",
       args: ["-dS", "prog"],
-      options: [{ letter: "d", value: "S" }],
+      options: [{ name: "d", value: "S" }],
       rest: ["prog"],
     },
     {
       name: "a separate value may start with a dash",
       args: ["-d", "-S", "prog"],
-      options: [{ letter: "d", value: "-S" }],
+      options: [{ name: "d", value: "-S" }],
       rest: ["prog"],
     },
     {
       name: "every option letter",
       args: ["-d", "1", "-D2", "-P", "3", "-N4", "-t", "5", "-f", "/p", "-S", "-v", "prog"],
       options: [
-        { letter: "d", value: "1" },
-        { letter: "D", value: "2" },
-        { letter: "P", value: "3" },
-        { letter: "N", value: "4" },
-        { letter: "t", value: "5" },
-        { letter: "f", value: "/p" },
-        { letter: "S", value: "" },
-        { letter: "v", value: "" },
+        { name: "d", value: "1" },
+        { name: "D", value: "2" },
+        { name: "P", value: "3" },
+        { name: "N", value: "4" },
+        { name: "t", value: "5" },
+        { name: "f", value: "/p" },
+        { name: "S", value: "" },
+        { name: "v", value: "" },
       ],
       rest: ["prog"],
     },
     {
       name: "-- ends the options and is dropped",
       args: ["-S", "--", "-d", "5"],
-      options: [{ letter: "S", value: "" }],
+      options: [{ name: "S", value: "" }],
       rest: ["-d", "5"],
     },
     {
@@ -91,13 +91,13 @@ Deno.test("scanOptions() splits options from the program as getopt(3) does", asy
     {
       name: "the first non-option starts the program; its options are its own",
       args: ["-S", "rblsmtpd", "-r", "x", "-S"],
-      options: [{ letter: "S", value: "" }],
+      options: [{ name: "S", value: "" }],
       rest: ["rblsmtpd", "-r", "x", "-S"],
     },
     {
       name: "a lone - is a program word",
       args: ["-S", "-", "-d", "5"],
-      options: [{ letter: "S", value: "" }],
+      options: [{ name: "S", value: "" }],
       rest: ["-", "-d", "5"],
     },
     {
@@ -109,7 +109,7 @@ Deno.test("scanOptions() splits options from the program as getopt(3) does", asy
     {
       name: "a repeated option is kept twice, in order",
       args: ["-d1", "-d2", "prog"],
-      options: [{ letter: "d", value: "1" }, { letter: "d", value: "2" }],
+      options: [{ name: "d", value: "1" }, { name: "d", value: "2" }],
       rest: ["prog"],
     },
   ];
@@ -141,47 +141,47 @@ Deno.test("scanOptions() reads long options, with the value separate or after ="
   const rows: {
     name: string;
     args: string[];
-    options: { letter: string; value: string }[];
+    options: { name: string; value: string }[];
     rest: string[];
   }[] = [
     {
       name: "--pass-ttl 60",
       args: ["--pass-ttl", "60", "prog"],
-      options: [{ letter: "--pass-ttl", value: "60" }],
+      options: [{ name: "--pass-ttl", value: "60" }],
       rest: ["prog"],
     },
     {
       name: "--pass-ttl=60",
       args: ["--pass-ttl=60", "prog"],
-      options: [{ letter: "--pass-ttl", value: "60" }],
+      options: [{ name: "--pass-ttl", value: "60" }],
       rest: ["prog"],
     },
     {
       name: "--store=URL keeps everything after the first =",
       args: ["--store=redis://:a=b@host", "prog"],
-      options: [{ letter: "--store", value: "redis://:a=b@host" }],
+      options: [{ name: "--store", value: "redis://:a=b@host" }],
       rest: ["prog"],
     },
     {
       name: "--allow= gives an empty value",
       args: ["--allow=", "prog"],
-      options: [{ letter: "--allow", value: "" }],
+      options: [{ name: "--allow", value: "" }],
       rest: ["prog"],
     },
     {
       name: "a separate value may start with a dash",
       args: ["--store", "-S", "prog"],
-      options: [{ letter: "--store", value: "-S" }],
+      options: [{ name: "--store", value: "-S" }],
       rest: ["prog"],
     },
     {
       name: "long and short options mixed, in order",
       args: ["-S", "--strikes", "2", "-d1", "--store=none", "prog", "--strikes", "9"],
       options: [
-        { letter: "S", value: "" },
-        { letter: "--strikes", value: "2" },
-        { letter: "d", value: "1" },
-        { letter: "--store", value: "none" },
+        { name: "S", value: "" },
+        { name: "--strikes", value: "2" },
+        { name: "d", value: "1" },
+        { name: "--store", value: "none" },
       ],
       rest: ["prog", "--strikes", "9"],
     },
@@ -229,9 +229,9 @@ Deno.test("scanOptions() takes only the set's letters, and says why when the set
   await t.step("its own letters and long option", () => {
     assert.deepEqual(scanOptions(["-ab1", "--long=x", "prog"], set), {
       options: [
-        { letter: "a", value: "" },
-        { letter: "b", value: "1" },
-        { letter: "--long", value: "x" },
+        { name: "a", value: "" },
+        { name: "b", value: "1" },
+        { name: "--long", value: "x" },
       ],
       rest: ["prog"],
     });
@@ -244,8 +244,8 @@ Deno.test("scanOptions() takes only the set's letters, and says why when the set
   });
   await t.step("--help and --version, whatever the set", () => {
     assert.deepEqual(scanOptions(["--help", "--version"], set).options, [
-      { letter: "--help", value: "" },
-      { letter: "--version", value: "" },
+      { name: "--help", value: "" },
+      { name: "--version", value: "" },
     ]);
   });
 });

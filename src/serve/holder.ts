@@ -29,6 +29,7 @@ export class Holder {
 
   /** Opens connection `id`'s memory and records its arrival. */
   remember(config: Config, ip: Ip, id: number): Promise<Memory> {
+    const { store, storeTimeoutMs } = config;
     return remember(config, ip, this.libc, {
       pid: -id,
       start: `${this.mark}${id}`,
@@ -39,7 +40,9 @@ export class Holder {
         const [, pid, start] = c.start.split(":");
         return processStart(this.libc, Number(pid)) === start;
       },
-      ...(config.store.startsWith("sqlite:") ? { shared: () => this.stateFile(config) } : {}),
+      ...(store.kind === "sqlite"
+        ? { shared: () => this.stateFile(store.path, storeTimeoutMs) }
+        : {}),
     });
   }
 
@@ -53,16 +56,12 @@ export class Holder {
     for (const file of this.stateFiles.values()) file.close();
   }
 
-  /** The SQLite store of `config`: one handle for every client (see state_file.ts). */
-  private stateFile(config: Config) {
-    const key = `${config.store} ${config.storeTimeoutMs}`;
+  /** The SQLite store at `path`: one handle for every client (see state_file.ts). */
+  private stateFile(path: string, timeoutMs: number) {
+    const key = `${path} ${timeoutMs}`;
     let file = this.stateFiles.get(key);
     if (!file) {
-      file = new SharedSqlite(
-        config.store.replace(/^sqlite:/, ""),
-        config.storeTimeoutMs,
-        this.now,
-      );
+      file = new SharedSqlite(path, timeoutMs, this.now);
       this.stateFiles.set(key, file);
     }
     return Promise.resolve(file.store);

@@ -146,8 +146,8 @@ const SERVE_OPTIONS: OptionSet = {
 /** --help or --version among serve's options (before HOST), if asked for. */
 export function serveAsks(args: readonly string[]): "--help" | "--version" | undefined {
   const { options } = scanOptions(args, SERVE_OPTIONS);
-  if (options.some((o) => o.letter === "--help")) return "--help";
-  return options.some((o) => o.letter === "--version") ? "--version" : undefined;
+  if (options.some((o) => o.name === "--help")) return "--help";
+  return options.some((o) => o.name === "--version") ? "--version" : undefined;
 }
 
 /**
@@ -161,15 +161,15 @@ export function parseServe(
 ): ServeConfig {
   const { options, rest } = scanOptions(args, SERVE_OPTIONS);
   const mine = options.filter((o) =>
-    SERVE_FLAGS.has(o.letter) || SERVE_VALUES.has(o.letter) || SERVE_LONG.has(o.letter.slice(2))
+    SERVE_FLAGS.has(o.name) || SERVE_VALUES.has(o.name) || SERVE_LONG.has(o.name.slice(2))
   );
   // The rest are the screening's, passed on as words for parseConfig.
   const screening = options.filter((o) => !mine.includes(o)).flatMap((o) =>
-    o.letter.startsWith("--")
-      ? [`${o.letter}=${o.value}`]
-      : o.value === "" && !FILTER_OPTIONS.values.has(o.letter)
-      ? [`-${o.letter}`]
-      : [`-${o.letter}`, o.value]
+    o.name.startsWith("--")
+      ? [`${o.name}=${o.value}`]
+      : o.value === "" && !FILTER_OPTIONS.values.has(o.name)
+      ? [`-${o.name}`]
+      : [`-${o.name}`, o.value]
   );
   const [hostText, portText, ...program] = rest;
   if (hostText === undefined || portText === undefined || program.length === 0) {
@@ -179,13 +179,13 @@ export function parseServe(
       } (${SERVE_USAGE})`,
     );
   }
-  const last = (letter: string) => mine.findLast((o) => o.letter === letter)?.value;
-  const has = (letter: string) => mine.some((o) => o.letter === letter);
-  const lastOf = (letters: string[]) => mine.findLast((o) => letters.includes(o.letter))?.letter;
+  const last = (letter: string) => mine.findLast((o) => o.name === letter)?.value;
+  const has = (letter: string) => mine.some((o) => o.name === letter);
+  const lastOf = (letters: string[]) => mine.findLast((o) => letters.includes(o.name))?.name;
   // -U (UID and GID from envuidgid), -u, -g: the last one given wins, as in tcpserver.
   let uid: number | undefined;
   let gid: number | undefined;
-  for (const { letter, value } of mine) {
+  for (const { name: letter, value } of mine) {
     if (letter === "U") [uid, gid] = fromEnvuidgid(env);
     else if (letter === "u") uid = id(value, "-u");
     else if (letter === "g") gid = id(value, "-g");

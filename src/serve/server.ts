@@ -183,7 +183,7 @@ export async function serve(
 ): Promise<number> {
   const asked = serveAsks(args);
   if (asked) {
-    const { text } = printRequest(asked) as { text: string };
+    const { text } = printRequest(asked);
     Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
     return 0;
   }

@@ -3,20 +3,18 @@
  * pays for node:sqlite or the Redis client only if the run file asks for it.
  */
 import type { Store } from "./store.ts";
-import { parseStoreUrl } from "./url.ts";
+import type { StoreUrl } from "./url.ts";
 
 /**
- * Opens the store of `url` (Config.store, which parseStoreUrl took at
- * start); undefined for `none`. `deadline(ms)` resolves after `ms`: the
- * timer for the network store. Throws a StoreError when the store cannot be
- * opened.
+ * Opens `store` (Config.store, parsed at start); undefined for `none`.
+ * `deadline(ms)` resolves after `ms`: the timer for the network store.
+ * Throws a StoreError when the store cannot be opened.
  */
 export async function openStore(
-  url: string,
+  store: StoreUrl,
   timeoutMs: number,
   deadline: (ms: number) => Promise<void>,
 ): Promise<Store | undefined> {
-  const store = parseStoreUrl(url, "the store URL");
   switch (store.kind) {
     case "none":
       return undefined;

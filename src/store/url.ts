@@ -37,6 +37,18 @@ export type StoreUrl =
   | { readonly kind: "sqlite"; readonly path: string }
   | { readonly kind: "redis"; readonly target: RedisTarget };
 
+/** A store as messages name it: its URL without the user or password. */
+export function formatStoreUrl(store: StoreUrl): string {
+  switch (store.kind) {
+    case "none":
+      return "none";
+    case "sqlite":
+      return `sqlite:${store.path}`;
+    case "redis":
+      return `redis://${store.target.name}/${store.target.db}`;
+  }
+}
+
 /** The forms, as usage errors name them. */
 const STORE_FORMS = "none, sqlite:/PATH or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
 
