@@ -291,12 +291,34 @@ export function parseSockaddr(buf: Uint8Array): Address {
   return { ip: ipFromBytes(buf.slice(v4 ? 4 : 8, v4 ? 8 : 24)), port };
 }
 
+/** The screening's symbols, bound on first use, and errno in words: what both groups share. */
+interface Bound {
+  sym(): ScreeningSymbols;
+  errno(): number;
+  describe(code: number): string;
+  /** Throws a SysError: `unable to DOING: REASON`. */
+  fail(doing: string): never;
+}
+
+/** The calls of the screening, which every connection of the filter makes. */
+type ScreeningCalls = Pick<
+  Libc,
+  | "waitReadable"
+  | "readable"
+  | "sleep"
+  | "bytesWaiting"
+  | "peek"
+  | "readWaiting"
+  | "writeAll"
+  | "readProcFile"
+  | "shutdownWrite"
+  | "alarm"
+  | "exec"
+>;
+
 function wrap(): Libc {
   let screening: ScreeningSymbols | undefined;
-  let server: ServerSymbols | undefined;
   const sym = () => screening ??= Deno.dlopen("libc.so.6", SCREENING).symbols;
-  const serverSym = () => server ??= bindServer();
-
   const errno = (): number => new Deno.UnsafePointerView(sym().__errno_location()!).getInt32();
   const describe = (code: number): string => {
     const text = sym().strerror(code);
@@ -306,38 +328,11 @@ function wrap(): Libc {
     const code = errno();
     throw new SysError(code, `unable to ${doing}: ${describe(code)}`);
   };
+  const bound: Bound = { sym, errno, describe, fail };
+  return { ...screeningCalls(bound), ...serverCalls(bound) };
+}
 
-  // One spawn attribute for every child: all signals at their default, none blocked.
-  const attr = new Uint8Array(SPAWN_ATTR_BYTES);
-  const bindServer = (): ServerSymbols => {
-    const bound = Deno.dlopen("libc.so.6", SERVER).symbols;
-    const all = new Uint8Array(SIGSET_BYTES);
-    const none = new Uint8Array(SIGSET_BYTES);
-    bound.posix_spawnattr_init(attr);
-    bound.sigfillset(all);
-    bound.sigemptyset(none);
-    bound.posix_spawnattr_setsigdefault(attr, all);
-    bound.posix_spawnattr_setsigmask(attr, none);
-    bound.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    return bound;
-  };
-
-  const event = (events: number, fd: number, tag = 0) => {
-    const buf = new Uint8Array(EPOLL_EVENT_BYTES);
-    const view = new DataView(buf.buffer);
-    view.setUint32(0, events, true);
-    view.setUint32(4, fd, true); // data: the fd, then the tag
-    view.setUint32(8, tag, true);
-    return buf;
-  };
-  let eventsBuf = new Uint8Array(0);
-  const rlimit = (): BigUint64Array | undefined => {
-    const limit = new BigUint64Array(2);
-    return serverSym().getrlimit(RLIMIT_NOFILE, new Uint8Array(limit.buffer)) === 0
-      ? limit
-      : undefined;
-  };
-
+function screeningCalls({ sym, errno, describe }: Bound): ScreeningCalls {
   return {
     async waitReadable(fd, timeoutMs) {
       const buf = pollFd(fd);
@@ -396,7 +391,46 @@ function wrap(): Libc {
       sym().signal(SIGPIPE, Deno.UnsafePointer.create(1n)); // back to SIG_IGN, as Deno had it
       return why;
     },
+  };
+}
 
+/** The server's calls (and a relaying filter's): their symbols bound at the first of them. */
+function serverCalls({ sym, errno, describe, fail }: Bound): Omit<Libc, keyof ScreeningCalls> {
+  let server: ServerSymbols | undefined;
+  const serverSym = () => server ??= bindServer();
+
+  // One spawn attribute for every child: all signals at their default, none blocked.
+  const attr = new Uint8Array(SPAWN_ATTR_BYTES);
+  const bindServer = (): ServerSymbols => {
+    const bound = Deno.dlopen("libc.so.6", SERVER).symbols;
+    const all = new Uint8Array(SIGSET_BYTES);
+    const none = new Uint8Array(SIGSET_BYTES);
+    bound.posix_spawnattr_init(attr);
+    bound.sigfillset(all);
+    bound.sigemptyset(none);
+    bound.posix_spawnattr_setsigdefault(attr, all);
+    bound.posix_spawnattr_setsigmask(attr, none);
+    bound.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    return bound;
+  };
+
+  const event = (events: number, fd: number, tag = 0) => {
+    const buf = new Uint8Array(EPOLL_EVENT_BYTES);
+    const view = new DataView(buf.buffer);
+    view.setUint32(0, events, true);
+    view.setUint32(4, fd, true); // data: the fd, then the tag
+    view.setUint32(8, tag, true);
+    return buf;
+  };
+  let eventsBuf = new Uint8Array(0);
+  const rlimit = (): BigUint64Array | undefined => {
+    const limit = new BigUint64Array(2);
+    return serverSym().getrlimit(RLIMIT_NOFILE, new Uint8Array(limit.buffer)) === 0
+      ? limit
+      : undefined;
+  };
+
+  return {
     listen(ip, port, backlog) {
       const s = serverSym();
       const fd = s.socket(
