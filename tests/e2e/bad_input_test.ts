@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import {
   Client,
+  E2E,
   FILTER,
   type Logged,
   type Mode,
@@ -21,8 +22,6 @@ import {
   TIMEOUT_MS,
 } from "./harness.ts";
 import { runFileEnv } from "../fixtures/source.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 /**
  * Connects, talks, and checks that the filter answered nothing and exited

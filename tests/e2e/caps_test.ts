@@ -11,22 +11,20 @@ import assert from "node:assert/strict";
 import {
   type AnyServer,
   baselineFds,
+  E2E,
   finalReplies,
   type Handed,
   messageBody,
   type Mode,
   MODES,
   Peer,
+  poll,
   RECORDER,
   type Rule,
   ServeServer,
   socketKind,
   startServer,
-  TIMEOUT_MS,
-  within,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const encoder = new TextEncoder();
 
@@ -107,20 +105,14 @@ class Rig {
   async childOf(pid: number): Promise<number> {
     if (this.server instanceof ServeServer) return pid;
     const records = this.server.records;
-    return await within(
-      TIMEOUT_MS,
-      `a record whose ppid is ${pid}`,
-      (async () => {
-        for (;;) {
-          for await (const e of Deno.readDir(records)) {
-            if (!e.name.endsWith(".info")) continue;
-            const info = await Deno.readTextFile(`${records}/${e.name}`).catch(() => "");
-            if (info.includes(`\nppid=${pid}\n`)) return Number(e.name.split(".")[0]);
-          }
-          await sleep(10);
-        }
-      })(),
-    );
+    return await poll(`a record whose ppid is ${pid}`, async () => {
+      for await (const e of Deno.readDir(records)) {
+        if (!e.name.endsWith(".info")) continue;
+        const info = await Deno.readTextFile(`${records}/${e.name}`).catch(() => "");
+        if (info.includes(`\nppid=${pid}\n`)) return Number(e.name.split(".")[0]);
+      }
+      return undefined;
+    });
   }
 
   /** Closes the clients (a relay lives as long as its client), then stops the server. */

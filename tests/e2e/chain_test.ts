@@ -8,22 +8,21 @@
 import assert from "node:assert/strict";
 import {
   Client,
+  E2E,
   FILTER,
   finalReplies,
   messageBody,
   type Mode,
   MODES,
   patient,
+  poll,
   RECORDER,
   type Rule,
   Server,
   startDns,
   startServer,
-  TIMEOUT_MS,
   watching,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const RULES: Rule[] = [
   { from: "127.0.0.2", env: { TCPREMOTEIP: "192.0.2.2" } }, // mail.example.net
@@ -225,8 +224,9 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
     await t.step("a client that talks during the wait on a pipe is caught", async () => {
       const client = await Client.connect(standalone.port, "127.0.0.5");
       const fixcrio = await standalone.pidOf(client.localPort);
-      const filter = await polled(async () => {
-        const kids = (await Deno.readTextFile(`/proc/${fixcrio}/task/${fixcrio}/children`)).trim();
+      const children = `/proc/${fixcrio}/task/${fixcrio}/children`;
+      const filter = await poll(`a child of fixcrio ${fixcrio}`, async () => {
+        const kids = (await Deno.readTextFile(children).catch(() => "")).trim();
         return kids ? Number(kids.split(" ")[0]) : undefined;
       });
       await watching(filter);
@@ -264,14 +264,3 @@ Deno.test("smtp-delay behind fixcrio (fd 0/1 are pipes)", E2E, async (t) => {
     await dns.stop();
   }
 });
-
-/** Polls `get` until it returns a value, for at most TIMEOUT_MS (a loaded machine is slow). */
-async function polled<T>(get: () => Promise<T | undefined>): Promise<T> {
-  const end = performance.now() + TIMEOUT_MS;
-  for (;;) {
-    const v = await get().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`not there after ${TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

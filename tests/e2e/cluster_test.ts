@@ -3,9 +3,7 @@
  * redis-server; a dead Redis costs a connection nothing but its memory.
  */
 import assert from "node:assert/strict";
-import { baselineFds, Client, FILTER, type Rule, run, Server, startRedis } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
+import { baselineFds, Client, E2E, FILTER, type Rule, run, Server, startRedis } from "./harness.ts";
 
 const RULES: Rule[] = [
   { from: "127.0.0.5", env: { TCPREMOTEIP: "192.0.2.5", TCPREMOTEHOST: "mx.example.org" } },

@@ -4,7 +4,7 @@
  * directory, which it removes; the host's memory is never touched.
  */
 import assert from "node:assert/strict";
-import { FILTER } from "./harness.ts";
+import { E2E, FILTER } from "./harness.ts";
 import { ROOT, runFileEnv } from "../fixtures/source.ts";
 
 const HOST_STORE = "/var/lib/smtp-delay/state.db";
@@ -18,7 +18,7 @@ function hostStore(): string {
   }
 }
 
-Deno.test("make demo works four times in a row and leaves nothing behind", async () => {
+Deno.test("make demo works four times in a row and leaves nothing behind", E2E, async () => {
   const tmp = await Deno.makeTempDir({ prefix: "smtp-delay-demo-test-" });
   const before = hostStore();
   try {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ROOT } from "../fixtures/source.ts";
 import { withTempDir } from "../fixtures/temp_dir.ts";
-import { run } from "./harness.ts";
+import { E2E, run } from "./harness.ts";
 
 /** What `scripts/deps.sh -n` prints with PATH holding only `commands` (stubs). */
 async function dryRun(dir: string, commands: string[]): Promise<string[]> {
@@ -22,19 +22,23 @@ async function dryRun(dir: string, commands: string[]): Promise<string[]> {
   return line.split(" ").slice(3);
 }
 
-Deno.test("deps.sh -n lists every package, npm too, when PATH has none of their commands", async () => {
-  await withTempDir(async (dir) => {
-    const packages = await dryRun(dir, []);
-    for (
-      const p of ["make", "gcc", "ucspi-tcp", "dnsmasq-base", "swaks", "daemontools", "qpsmtpd"]
-    ) {
-      assert.ok(packages.includes(p), `${p} in ${packages}`);
-    }
-    assert.ok(packages.includes("npm"), packages.join(" "));
-  });
-});
+Deno.test(
+  "deps.sh -n lists every package, npm too, when PATH has none of their commands",
+  E2E,
+  async () => {
+    await withTempDir(async (dir) => {
+      const packages = await dryRun(dir, []);
+      for (
+        const p of ["make", "gcc", "ucspi-tcp", "dnsmasq-base", "swaks", "daemontools", "qpsmtpd"]
+      ) {
+        assert.ok(packages.includes(p), `${p} in ${packages}`);
+      }
+      assert.ok(packages.includes("npm"), packages.join(" "));
+    });
+  },
+);
 
-Deno.test("deps.sh -n leaves npm out when node, npm or deno is on PATH", async (t) => {
+Deno.test("deps.sh -n leaves npm out when node, npm or deno is on PATH", E2E, async (t) => {
   for (const present of [["node"], ["npm"], ["node", "npm"], ["deno"]]) {
     await t.step(present.join(" and "), async () => {
       await withTempDir(async (dir) => {
@@ -46,7 +50,7 @@ Deno.test("deps.sh -n leaves npm out when node, npm or deno is on PATH", async (
   }
 });
 
-Deno.test("deps.sh -n leaves out the package whose command is on PATH", async () => {
+Deno.test("deps.sh -n leaves out the package whose command is on PATH", E2E, async () => {
   await withTempDir(async (dir) => {
     const packages = await dryRun(dir, ["svscan", "tcpserver", "node"]);
     assert.ok(!packages.includes("daemontools") && !packages.includes("ucspi-tcp"), `${packages}`);
@@ -54,13 +58,17 @@ Deno.test("deps.sh -n leaves out the package whose command is on PATH", async ()
   });
 });
 
-Deno.test("deps.sh -n on this machine: nothing to install once the tests can run", async () => {
-  const out = await run(["bash", `${ROOT}scripts/deps.sh`, "-n"]);
-  assert.equal(out.code, 0, out.stderr);
-  assert.equal(out.stdout, "deps.sh: every package is there\n");
-});
+Deno.test(
+  "deps.sh -n on this machine: nothing to install once the tests can run",
+  E2E,
+  async () => {
+    const out = await run(["bash", `${ROOT}scripts/deps.sh`, "-n"]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, "deps.sh: every package is there\n");
+  },
+);
 
-Deno.test("deps.sh refuses an unknown option with exit 100", async () => {
+Deno.test("deps.sh refuses an unknown option with exit 100", E2E, async () => {
   const out = await run(["bash", `${ROOT}scripts/deps.sh`, "-x"]);
   assert.equal(out.code, 100);
   assert.match(out.stderr, /^deps\.sh: fatal: usage: /);

@@ -7,9 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type Answer, reverse4, startFakeDns } from "../fixtures/fake_dns.ts";
-import { banner, MODES, type Rule, startServer } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
+import { banner, E2E, MODES, type Rule, startServer } from "./harness.ts";
 
 const RULES: Rule[] = [
   { from: "127.0.0.17", env: { TCPREMOTEIP: "192.0.2.17" } },

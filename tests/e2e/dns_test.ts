@@ -8,6 +8,7 @@ import {
   banner,
   blackHole,
   Client,
+  E2E,
   FILTER,
   type Logged,
   type Mode,
@@ -16,8 +17,6 @@ import {
   startDns,
   startServer,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const RULES: Rule[] = [
   { from: "127.0.0.2", env: { TCPREMOTEIP: "192.0.2.2" } },
@@ -37,7 +36,7 @@ async function deadDns(mode: Mode) {
     server,
     async stop() {
       await server.stop();
-      dead.stop();
+      await dead.stop();
     },
   };
 }
@@ -119,7 +118,7 @@ Deno.test("-t bounds the lookup, then the noptr delay runs out", E2E, async () =
     assert.match(server.linesOf(pid)[0]!, / lookup=timeout delay=0\.500 /);
   } finally {
     await server.stop();
-    dead.stop();
+    await dead.stop();
   }
 });
 

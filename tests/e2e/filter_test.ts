@@ -9,6 +9,7 @@ import {
   banner,
   baselineFds,
   Client,
+  E2E,
   messageBody,
   type Mode,
   MODES,
@@ -20,8 +21,6 @@ import {
   startDns,
   startServer,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 /** Each test client connects from 127.0.0.N and is given 192.0.2.N. */
 const RULES: Rule[] = [2, 3, 4, 5, 6].map((n) => ({

@@ -6,7 +6,10 @@
  * connect from their own 127.0.0.x.
  *
  * Every wait is bounded; nothing sleeps to synchronise: tests wait for a log
- * line, a reply or a file.
+ * line, a reply or a file. Every test cleans up what it started (E2E turns
+ * Deno's sanitizers on to check it): the processes are awaited, their pipes
+ * read to the end, the clients' sockets closed, the timers cleared, and a
+ * poll stops when it gives up.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -20,18 +23,124 @@ const DENO = Deno.env.get("DENO") ?? `${ROOT}.tools/node_modules/.bin/deno`;
 export const FILTER = [DENO, "run", ...PERMISSIONS, `${ROOT}main.ts`];
 export const RECORDER = `${ROOT}build/recorder`;
 
+/**
+ * The options of every e2e test: Deno's op and resource sanitizers on (off by
+ * default since Deno 2.8), so that a test fails when it leaves a process, a
+ * pipe, a socket or a timer behind. A test that cannot be clean turns one off
+ * and says why.
+ */
+export const E2E = { sanitizeOps: true, sanitizeResources: true } as const;
+
 /** How long any single wait may take before the test fails. */
 export const TIMEOUT_MS = 10_000;
 
 const decoder = new TextDecoder();
 
-/** Rejects after `ms` with `what` in the message. */
-export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+/** A message, or the function that makes it when it is needed (what was logged by then). */
+export type What = string | (() => string);
+
+const said = (what: What) => typeof what === "string" ? what : what();
+
+/** Rejects after `ms` with `what` in the message; the timer is cleared either way. */
+export function within<T>(ms: number, what: What, p: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${said(what)}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Calls `probe` every `everyMs` until it returns a value, and returns it;
+ * fails after `ms` with `what` in the message. The loop ends with the
+ * failure: nothing polls on into the next test.
+ */
+export async function poll<T>(
+  what: What,
+  probe: () => Promise<T | undefined> | T | undefined,
+  everyMs = 10,
+  ms = TIMEOUT_MS,
+): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined) return got;
+    if (performance.now() >= end) throw new Error(`timed out after ${ms} ms: ${said(what)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * A pipe from a child process, read line by line to its end as it comes (a
+ * pipe left unread stays open, and can fill and block the writer). It ends
+ * when every process holding its other end is gone: the child, and those
+ * that inherited it from the child (under tcpserver, the chain of each
+ * connection).
+ */
+export class Pipe {
+  /** The lines so far (and, once the pipe ended, what followed the last newline). */
+  readonly lines: string[] = [];
+  private rest = "";
+  private ended = false;
+  private waiters: Array<() => void> = [];
+  private readonly reader: ReadableStreamDefaultReader<string>;
+  private readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    this.done = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const { value, done } = await this.reader.read();
+        if (done) break;
+        const parts = (this.rest + value).split("\n");
+        this.rest = parts.pop()!;
+        this.lines.push(...parts);
+        this.wake();
+      }
+    } catch {
+      // cancelled (see close), or the pipe failed: its end either way
+    }
+    if (this.rest) this.lines.push(this.rest);
+    this.ended = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Waits until `ready()` holds, at most TIMEOUT_MS; fails if the pipe ends first. */
+  async until(ready: () => boolean, what: What): Promise<void> {
+    await within(
+      TIMEOUT_MS,
+      what,
+      (async () => {
+        while (!ready()) {
+          if (this.ended) throw new Error(`the pipe ended before ${said(what)}`);
+          await new Promise<void>((wake) => this.waiters.push(wake));
+        }
+      })(),
+    );
+  }
+
+  /**
+   * Waits for the end, at most TIMEOUT_MS, then stops reading (a process
+   * that writes on gets EPIPE). False when it had to stop.
+   */
+  async close(): Promise<boolean> {
+    try {
+      await within(TIMEOUT_MS, "the end of a pipe", this.done);
+      return true;
+    } catch {
+      await this.reader.cancel();
+      await this.done;
+      return false;
+    }
+  }
 }
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
@@ -88,43 +197,45 @@ export async function startDns(): Promise<Dns> {
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  // dnsmasq says "started" once it listens; then check that it answers.
-  await within(
-    TIMEOUT_MS,
-    "dnsmasq to start",
-    (async () => {
-      let text = "";
-      while (!text.includes("started")) {
-        const { value, done } = await stderr.read();
-        if (done) throw new Error(`dnsmasq exited: ${text}`);
-        text += value;
-      }
-    })(),
-  );
-  stderr.releaseLock();
-  child.stderr.cancel().catch(() => {});
-  const answer = await Deno.resolveDns("2.2.0.192.in-addr.arpa", "PTR", {
-    nameServer: { ipAddr: "127.0.0.1", port },
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
-  if (answer[0] !== "mail.example.net.") throw new Error(`dnsmasq answers ${answer}`);
-  return {
-    address: `127.0.0.1:${port}`,
-    async stop() {
+  // dnsmasq says "started" once it listens, "exiting" at SIGTERM.
+  const stderr = new Pipe(child.stderr);
+  const stop = async () => {
+    try {
       child.kill("SIGTERM");
-      await child.status;
-    },
+    } catch {
+      // gone already
+    }
+    await child.status;
+    await stderr.close();
   };
+  try {
+    await stderr.until(
+      () => stderr.lines.some((l) => l.includes("started")),
+      () => `dnsmasq to start: ${stderr.lines.join("\n")}`,
+    );
+    // Then check that it answers.
+    const answer = await Deno.resolveDns("2.2.0.192.in-addr.arpa", "PTR", {
+      nameServer: { ipAddr: "127.0.0.1", port },
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    if (answer[0] !== "mail.example.net.") throw new Error(`dnsmasq answers ${answer}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { address: `127.0.0.1:${port}`, stop };
 }
 
 /** A UDP port that swallows queries and never answers: a dead resolver. */
-export function blackHole(): Promise<{ address: string; stop(): void }> {
+export function blackHole(): Promise<Dns> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket("udp4");
     socket.on("message", () => {});
     socket.bind(0, "127.0.0.1", () => {
-      resolve({ address: `127.0.0.1:${socket.address().port}`, stop: () => socket.close() });
+      resolve({
+        address: `127.0.0.1:${socket.address().port}`,
+        stop: () => new Promise<void>((closed) => socket.close(() => closed())),
+      });
     });
   });
 }
@@ -212,23 +323,32 @@ const connectMarks = new Map<string, number>();
  * how a connection that must start nothing is checked.
  */
 export abstract class Logged {
-  readonly lines: string[] = [];
   /** Where the recorder writes its files. */
   readonly records: string;
   /** The server's exit status, once it exited. */
   readonly exited: Promise<Deno.CommandStatus>;
-  private waiters: Array<() => void> = [];
+  /** The clients connected to it (Peer.connect adds them): stop() closes them. */
+  readonly peers = new Set<Peer>();
+  /** Its stderr: its log and that of every process it started. */
+  private readonly log: Pipe;
 
   protected constructor(
     readonly port: number,
     private readonly child: Deno.ChildProcess,
     readonly dir: string,
+    /** Another pipe of the child's, read to its end (serve's stdout). */
+    private readonly out?: Pipe,
   ) {
     this.records = `${dir}/records`;
     this.exited = child.status;
-    this.pump(child.stderr);
+    this.log = new Pipe(child.stderr);
     running.set(port, this);
     this.exited.finally(() => running.get(port) === this && running.delete(port));
+  }
+
+  /** The log lines so far, the server's and its children's (its stderr, line by line). */
+  get lines(): string[] {
+    return this.log.lines;
   }
 
   /**
@@ -240,33 +360,14 @@ export abstract class Logged {
     return this.child.pid;
   }
 
-  /** Reads `stderr` into `lines` until it ends. */
-  private async pump(stderr: ReadableStream<Uint8Array>): Promise<void> {
-    let rest = "";
-    for await (const chunk of stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      this.lines.push(...parts);
-      for (const wake of this.waiters.splice(0)) wake();
-    }
-    if (rest) this.lines.push(rest);
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
   /** The first log line matching `re` at index `from` or later (waits for it). */
   async waitLog(re: RegExp, what = String(re), from = 0): Promise<string> {
-    return await within(
-      TIMEOUT_MS,
-      `log line ${what}\n${this.lines.join("\n")}`,
-      (async () => {
-        for (;;) {
-          const line = this.lines.slice(from).find((l) => re.test(l));
-          if (line !== undefined) return line;
-          await new Promise<void>((wake) => this.waiters.push(wake));
-        }
-      })(),
-    );
+    let at = from;
+    await this.log.until(() => {
+      for (; at < this.lines.length; at++) if (re.test(this.lines[at]!)) return true;
+      return false;
+    }, () => `log line ${what}\n${this.lines.join("\n")}`);
+    return this.lines[at]!;
   }
 
   /**
@@ -330,11 +431,14 @@ export abstract class Logged {
   ): Promise<{ line: string; pid: number }>;
 
   /**
-   * SIGTERM, then waits for the server to exit (serve hands its waiting
-   * clients on first); SIGKILL if it has not after TIMEOUT_MS (the SIGTERM
-   * tests check the exit itself). Removes the server's directory.
+   * Closes the clients still connected, sends SIGTERM and waits for the
+   * server to exit (serve hands its waiting clients on first); SIGKILL if it
+   * has not after TIMEOUT_MS (the SIGTERM tests check the exit itself). Then
+   * reads its log to the end, which comes once the processes it started
+   * (the chains, the sessions) are gone too; removes the server's directory.
    */
   async stop(): Promise<void> {
+    await Promise.all([...this.peers].map((peer) => peer.shut()));
     const signal = (name: Deno.Signal) => {
       try {
         this.child.kill(name);
@@ -346,6 +450,8 @@ export abstract class Logged {
     const timer = setTimeout(() => signal("SIGKILL"), TIMEOUT_MS);
     await this.exited;
     clearTimeout(timer);
+    await this.log.close();
+    await this.out?.close();
     await Deno.remove(this.dir, { recursive: true });
   }
 
@@ -394,7 +500,10 @@ export class Server extends Logged {
       stderr: "piped",
     }).spawn();
     const server = new Server(port, child, dir);
-    await server.waitLog(/^tcpserver: status: 0\//);
+    await server.waitLog(/^tcpserver: status: 0\//).catch(async (e) => {
+      await server.stop();
+      throw e;
+    });
     return server;
   }
 
@@ -476,20 +585,9 @@ export class ServeServer extends Logged {
       stderr: "piped",
     }).spawn();
     // -1: the port on stdout, once it listens.
-    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
+    const stdout = new Pipe(child.stdout);
     try {
-      await within(
-        TIMEOUT_MS,
-        "serve to print its port",
-        (async () => {
-          while (!out.includes("\n")) {
-            const { value, done } = await stdout.read();
-            if (done) throw new Error(`serve printed ${JSON.stringify(out)} and closed stdout`);
-            out += value;
-          }
-        })(),
-      );
+      await stdout.until(() => stdout.lines.length > 0, "serve to print its port");
     } catch (e) {
       try {
         child.kill("SIGKILL");
@@ -497,12 +595,17 @@ export class ServeServer extends Logged {
         // gone
       }
       const err = await new Response(child.stderr).text();
+      await child.status;
+      await stdout.close();
+      await Deno.remove(dir, { recursive: true });
       throw new Error(`${(e as Error).message}\n${err}`);
     }
-    stdout.releaseLock();
-    child.stdout.cancel().catch(() => {});
-    if (!/^[0-9]+\n$/.test(out)) throw new Error(`serve -1 printed ${JSON.stringify(out)}`);
-    const server = new ServeServer(Number(out), child, dir);
+    const out = stdout.lines[0]!;
+    const server = new ServeServer(Number(out), child, dir, stdout);
+    if (!/^[0-9]+$/.test(out)) {
+      await server.stop();
+      throw new Error(`serve -1 printed ${JSON.stringify(out)}`);
+    }
     if (!options.quiet) {
       await server.waitLog(/^tcpserver: status: 0\//).catch(async (e) => {
         await server.stop();
@@ -579,12 +682,10 @@ export class ServeServer extends Logged {
 
   /** Waits until serve holds the client on local port `clientPort` (see isHolding). */
   async holds(clientPort: number): Promise<void> {
-    await within(
-      TIMEOUT_MS,
+    await poll(
       `serve to hold the client on port ${clientPort}`,
-      (async () => {
-        while (!(await this.isHolding(clientPort))) await new Promise((r) => setTimeout(r, 5));
-      })(),
+      async () => await this.isHolding(clientPort) || undefined,
+      5,
     );
   }
 }
@@ -637,12 +738,15 @@ export class Peer {
   readonly localPort: number;
   /** The local address, as connected. */
   readonly localAddress: string;
+  /** Resolves once the socket is closed (closed here, or by the server's end). */
+  readonly closed: Promise<void>;
   private waiters: Array<() => void> = [];
 
   private constructor(private readonly socket: net.Socket, connectedAt: number) {
     this.connectedAt = connectedAt;
     this.localPort = socket.localPort!;
     this.localAddress = socket.localAddress!;
+    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.on("data", (d: Uint8Array) => {
       this.firstByteAt ??= performance.now();
       this.received.push(...d);
@@ -667,7 +771,8 @@ export class Peer {
       `connect to ${host} port ${port}${from === undefined ? "" : ` from ${from}`}`,
       new Promise((resolve, reject) => {
         const askedAt = performance.now();
-        const mark = running.get(port)?.lines.length;
+        const server = running.get(port);
+        const mark = server?.lines.length;
         const socket = net.createConnection({
           host,
           port,
@@ -675,7 +780,9 @@ export class Peer {
         });
         socket.once("connect", () => {
           if (mark !== undefined) connectMarks.set(`${port}:${socket.localPort}`, mark);
-          resolve(new Peer(socket, askedAt));
+          const peer = new Peer(socket, askedAt);
+          server?.peers.add(peer);
+          resolve(peer);
         });
         socket.once("error", reject);
       }),
@@ -709,6 +816,12 @@ export class Peer {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** Closes the socket and waits until it is (its resource released). */
+  async shut(): Promise<void> {
+    this.socket.destroy();
+    await within(TIMEOUT_MS, `the socket from port ${this.localPort} to close`, this.closed);
   }
 
   /** Waits until `ready()` holds; fails if the server ends first. */
@@ -828,13 +941,7 @@ export async function watching(pid: number): Promise<void> {
     }
     return false;
   };
-  await within(
-    TIMEOUT_MS,
-    `pid ${pid} to poll fd 0`,
-    (async () => {
-      while (!(await inPoll())) await new Promise((r) => setTimeout(r, 10));
-    })(),
-  );
+  await poll(`pid ${pid} to poll fd 0`, async () => await inPoll() || undefined);
 }
 
 /** Runs a command to its end; returns its status and output. */
@@ -858,35 +965,32 @@ export async function startRedis(): Promise<{ url: string; stop(): Promise<void>
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await within(
-    TIMEOUT_MS,
-    "redis-server to answer",
-    (async () => {
-      for (;;) {
-        try {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          await conn.write(new TextEncoder().encode("PING\r\n"));
-          const buf = new Uint8Array(16);
-          const n = await conn.read(buf);
-          conn.close();
-          if (n && decoder.decode(buf.subarray(0, n)).startsWith("+PONG")) return;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-  );
   let stopped = false;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      child.kill("SIGKILL");
-      await child.status;
-    },
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    child.kill("SIGKILL");
+    await child.status;
   };
+  const pong = async () => {
+    let conn: Deno.Conn | undefined;
+    try {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("PING\r\n"));
+      const buf = new Uint8Array(16);
+      const n = await conn.read(buf);
+      return n && decoder.decode(buf.subarray(0, n)).startsWith("+PONG") || undefined;
+    } catch {
+      return undefined; // not listening yet
+    } finally {
+      conn?.close();
+    }
+  };
+  await poll("redis-server to answer", pong, 20).catch(async (e) => {
+    await stop();
+    throw e;
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop };
 }
 
 let baseline: Promise<string> | undefined;

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { PERMISSIONS, ROOT } from "../fixtures/source.ts";
-import { run, TIMEOUT_MS, within } from "./harness.ts";
+import { E2E, Pipe, run } from "./harness.ts";
 
 /**
  * Every entry under `dir`: type, size, inode and mtime, by path. (Not ctime:
@@ -84,13 +84,19 @@ async function everyPath(launcher: string, dir: string): Promise<void> {
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  const reader = serve.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await within(TIMEOUT_MS, "serve to print its port", reader.read());
-  assert.match(value ?? "", /^[0-9]+\n$/);
-  serve.kill("SIGTERM");
-  await serve.status;
-  reader.releaseLock();
-  await serve.stdout.cancel().catch(() => {});
+  const stdout = new Pipe(serve.stdout);
+  try {
+    await stdout.until(() => stdout.lines.length > 0, "serve to print its port");
+    assert.match(stdout.lines[0]!, /^[0-9]+$/);
+  } finally {
+    try {
+      serve.kill("SIGTERM");
+    } catch {
+      // it exited: the assertion says why
+    }
+    await serve.status;
+    await stdout.close();
+  }
 }
 
 /** CPU seconds (user + system) that `runs` starts of `cmd` as nobody took, from bash's `times`. */
@@ -106,122 +112,130 @@ async function cpuOfStarts(cmd: string[], runs: number): Promise<number> {
   }, 0);
 }
 
-Deno.test("make install-launcher: a launcher with the permission flags, a complete cache, read-only for nobody", async (t) => {
-  const dir = await openTempDir();
-  try {
-    const prefix = `${dir}/usr`;
-    const lib = `${prefix}/lib/smtp-delay`;
-    const launcher = `${prefix}/sbin/smtp-delay`;
-    const said = await make("install-launcher", `PREFIX=${prefix}`);
-    assert.match(said, new RegExp(`installed the launcher ${launcher}: Deno 2\\.9\\.6 runs`));
+Deno.test(
+  "make install-launcher: a launcher with the permission flags, a complete cache, read-only for nobody",
+  E2E,
+  async (t) => {
+    const dir = await openTempDir();
+    try {
+      const prefix = `${dir}/usr`;
+      const lib = `${prefix}/lib/smtp-delay`;
+      const launcher = `${prefix}/sbin/smtp-delay`;
+      const said = await make("install-launcher", `PREFIX=${prefix}`);
+      assert.match(said, new RegExp(`installed the launcher ${launcher}: Deno 2\\.9\\.6 runs`));
 
-    await t.step(
-      "the launcher runs the installed Deno with exactly the flags of permissions",
-      async () => {
-        const text = await Deno.readTextFile(launcher);
-        const exec = text.split("\n").find((l) => l.startsWith("exec "))!;
-        assert.equal(
-          exec,
-          `exec ${lib}/deno run --no-code-cache --config ${lib}/deno.json ${
-            PERMISSIONS.join(" ")
-          } ` +
-            `${lib}/main.ts "$@"`,
-        );
-        assert.ok(text.includes(`DENO_DIR=${lib}/cache\n`), text);
-        const v = await run([launcher, "-v"]);
-        assert.equal(v.code, 0);
-        assert.match(v.stderr, /^smtp-delay \S+\n/);
-      },
-    );
-
-    await t.step("no run writes the cache, as root: the filter, state, serve", async () => {
-      const before = await tree(`${lib}/cache`);
-      assert.ok(
-        [...before.keys()].some((p) => p.endsWith("/src/serve/server.ts.js")),
-        "serve emitted",
+      await t.step(
+        "the launcher runs the installed Deno with exactly the flags of permissions",
+        async () => {
+          const text = await Deno.readTextFile(launcher);
+          const exec = text.split("\n").find((l) => l.startsWith("exec "))!;
+          assert.equal(
+            exec,
+            `exec ${lib}/deno run --no-code-cache --config ${lib}/deno.json ${
+              PERMISSIONS.join(" ")
+            } ` +
+              `${lib}/main.ts "$@"`,
+          );
+          assert.ok(text.includes(`DENO_DIR=${lib}/cache\n`), text);
+          const v = await run([launcher, "-v"]);
+          assert.equal(v.code, 0);
+          assert.match(v.stderr, /^smtp-delay \S+\n/);
+        },
       );
-      assert.ok(
-        [...before.keys()].some((p) => p.endsWith("/src/store/redis.ts.js")),
-        "redis emitted",
-      );
-      await everyPath(launcher, dir);
-      await everyPath(launcher, dir);
-      assert.deepEqual(changes(before, await tree(`${lib}/cache`)), []);
-    });
 
-    await t.step(
-      "nobody runs it on the read-only cache, much cheaper than without a cache",
-      async () => {
+      await t.step("no run writes the cache, as root: the filter, state, serve", async () => {
         const before = await tree(`${lib}/cache`);
-        const v = await run(["setuidgid", "nobody", launcher, "-v"]);
-        assert.equal(v.code, 0, v.stderr);
-        const pass = await run(
-          ["setuidgid", "nobody", launcher, "-d", "0", "--store", "none", "/bin/true"],
-          CLIENT,
-        );
-        assert.equal(pass.code, 0, pass.stderr);
-        const args = ["-d", "0", "--store", "none", "/bin/true"];
-        const uncached = [
-          "env",
-          `DENO_DIR=${dir}/none`, // does not exist, and nobody cannot create it
-          `${lib}/deno`,
-          "run",
-          "--no-code-cache",
-          "--config",
-          `${lib}/deno.json`,
-          ...PERMISSIONS,
-          `${lib}/main.ts`,
-          ...args,
-        ];
-        const prepared = await cpuOfStarts([launcher, ...args], 5);
-        const cold = await cpuOfStarts(uncached, 5);
         assert.ok(
-          prepared < 0.8 * cold,
-          `5 starts: ${prepared} s of CPU, ${cold} s without a cache`,
+          [...before.keys()].some((p) => p.endsWith("/src/serve/server.ts.js")),
+          "serve emitted",
         );
+        assert.ok(
+          [...before.keys()].some((p) => p.endsWith("/src/store/redis.ts.js")),
+          "redis emitted",
+        );
+        await everyPath(launcher, dir);
+        await everyPath(launcher, dir);
         assert.deepEqual(changes(before, await tree(`${lib}/cache`)), []);
-      },
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      });
 
-Deno.test("make install-launcher DESTDIR=...: every path names PREFIX, and the cache serves it there", async () => {
-  const dir = await openTempDir();
-  try {
-    const prefix = `${dir}/final`;
-    const staged = `${dir}/stage${prefix}`;
-    await make("install-launcher", `DESTDIR=${dir}/stage`, `PREFIX=${prefix}`);
-    await assert.rejects(Deno.stat(prefix), Deno.errors.NotFound);
-    const text = await Deno.readTextFile(`${staged}/sbin/smtp-delay`);
-    assert.ok(text.includes(`exec ${prefix}/lib/smtp-delay/deno run `), text);
-    assert.ok(!text.includes("/stage/"), text);
-    const man = `${staged}/share/man/man8/smtp-delay.8`;
-    assert.equal(await Deno.readTextFile(man), await Deno.readTextFile(`${ROOT}smtp-delay.8`));
-    assert.equal((await Deno.stat(man)).mode! & 0o777, 0o644, "the man page is 0644");
-    const cache = `${staged}/lib/smtp-delay/cache`;
-    const emitted = [...(await tree(`${cache}/gen/file`)).keys()]
-      .map((p) => p.slice(`${cache}/gen/file`.length));
-    assert.ok(emitted.includes(`${prefix}/lib/smtp-delay/main.ts.js`), emitted.join("\n"));
-    assert.ok(!emitted.some((p) => p.includes("/stage/")), emitted.join("\n"));
-    const db = new DatabaseSync(`${cache}/dep_analysis_cache_v2`, { readOnly: true });
-    const keys = db.prepare("SELECT specifier FROM moduleinfocache").all()
-      .map((r) => String(r.specifier));
-    db.close();
-    assert.ok(keys.length >= 20, keys.join("\n"));
-    for (const key of keys) assert.ok(key.startsWith(`file://${prefix}/lib/smtp-delay/`), key);
+      await t.step(
+        "nobody runs it on the read-only cache, much cheaper than without a cache",
+        async () => {
+          const before = await tree(`${lib}/cache`);
+          const v = await run(["setuidgid", "nobody", launcher, "-v"]);
+          assert.equal(v.code, 0, v.stderr);
+          const pass = await run(
+            ["setuidgid", "nobody", launcher, "-d", "0", "--store", "none", "/bin/true"],
+            CLIENT,
+          );
+          assert.equal(pass.code, 0, pass.stderr);
+          const args = ["-d", "0", "--store", "none", "/bin/true"];
+          const uncached = [
+            "env",
+            `DENO_DIR=${dir}/none`, // does not exist, and nobody cannot create it
+            `${lib}/deno`,
+            "run",
+            "--no-code-cache",
+            "--config",
+            `${lib}/deno.json`,
+            ...PERMISSIONS,
+            `${lib}/main.ts`,
+            ...args,
+          ];
+          const prepared = await cpuOfStarts([launcher, ...args], 5);
+          const cold = await cpuOfStarts(uncached, 5);
+          assert.ok(
+            prepared < 0.8 * cold,
+            `5 starts: ${prepared} s of CPU, ${cold} s without a cache`,
+          );
+          assert.deepEqual(changes(before, await tree(`${lib}/cache`)), []);
+        },
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-    // What a package manager does: the files land under PREFIX.
-    const cp = await run(["cp", "-a", staged, prefix]);
-    assert.equal(cp.code, 0, cp.stderr);
-    const launcher = `${prefix}/sbin/smtp-delay`;
-    const before = await tree(`${prefix}/lib/smtp-delay/cache`);
-    await everyPath(launcher, dir);
-    assert.deepEqual(changes(before, await tree(`${prefix}/lib/smtp-delay/cache`)), []);
-    const v = await run(["setuidgid", "nobody", launcher, "-v"]);
-    assert.equal(v.code, 0, v.stderr);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+Deno.test(
+  "make install-launcher DESTDIR=...: every path names PREFIX, and the cache serves it there",
+  E2E,
+  async () => {
+    const dir = await openTempDir();
+    try {
+      const prefix = `${dir}/final`;
+      const staged = `${dir}/stage${prefix}`;
+      await make("install-launcher", `DESTDIR=${dir}/stage`, `PREFIX=${prefix}`);
+      await assert.rejects(Deno.stat(prefix), Deno.errors.NotFound);
+      const text = await Deno.readTextFile(`${staged}/sbin/smtp-delay`);
+      assert.ok(text.includes(`exec ${prefix}/lib/smtp-delay/deno run `), text);
+      assert.ok(!text.includes("/stage/"), text);
+      const man = `${staged}/share/man/man8/smtp-delay.8`;
+      assert.equal(await Deno.readTextFile(man), await Deno.readTextFile(`${ROOT}smtp-delay.8`));
+      assert.equal((await Deno.stat(man)).mode! & 0o777, 0o644, "the man page is 0644");
+      const cache = `${staged}/lib/smtp-delay/cache`;
+      const emitted = [...(await tree(`${cache}/gen/file`)).keys()]
+        .map((p) => p.slice(`${cache}/gen/file`.length));
+      assert.ok(emitted.includes(`${prefix}/lib/smtp-delay/main.ts.js`), emitted.join("\n"));
+      assert.ok(!emitted.some((p) => p.includes("/stage/")), emitted.join("\n"));
+      const db = new DatabaseSync(`${cache}/dep_analysis_cache_v2`, { readOnly: true });
+      const keys = db.prepare("SELECT specifier FROM moduleinfocache").all()
+        .map((r) => String(r.specifier));
+      db.close();
+      assert.ok(keys.length >= 20, keys.join("\n"));
+      for (const key of keys) assert.ok(key.startsWith(`file://${prefix}/lib/smtp-delay/`), key);
+
+      // What a package manager does: the files land under PREFIX.
+      const cp = await run(["cp", "-a", staged, prefix]);
+      assert.equal(cp.code, 0, cp.stderr);
+      const launcher = `${prefix}/sbin/smtp-delay`;
+      const before = await tree(`${prefix}/lib/smtp-delay/cache`);
+      await everyPath(launcher, dir);
+      assert.deepEqual(changes(before, await tree(`${prefix}/lib/smtp-delay/cache`)), []);
+      const v = await run(["setuidgid", "nobody", launcher, "-v"]);
+      assert.equal(v.code, 0, v.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

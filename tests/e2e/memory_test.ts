@@ -9,6 +9,7 @@ import {
   banner,
   baselineFds,
   Client,
+  E2E,
   FILTER,
   finalReplies,
   greeted,
@@ -23,8 +24,6 @@ import {
   startDns,
 } from "./harness.ts";
 import { ROOT } from "../fixtures/source.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const RULES: Rule[] = [
   { from: "127.0.0.3", env: { TCPREMOTEIP: "192.0.2.3" } }, // dsl-192-0-2-3.pool.example.net

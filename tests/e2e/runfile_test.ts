@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { ROOT } from "../fixtures/source.ts";
 import { runFileEnv } from "../fixtures/source.ts";
-import { freePort, run, startDns, TIMEOUT_MS, within, writeRules } from "./harness.ts";
+import { E2E, freePort, poll, run, startDns, writeRules } from "./harness.ts";
 
 const README = await Deno.readTextFile(`${ROOT}README.md`);
 const QPSMTPD = `${ROOT}tests/e2e/qpsmtpd-ucspi`;
@@ -93,24 +93,9 @@ async function qpsmtpdConfig(dir: string): Promise<string> {
   return conf;
 }
 
-/** Polls `probe` (bounded by TIMEOUT_MS, 20 ms apart) until it returns a value. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  return await within(
-    TIMEOUT_MS,
-    what,
-    (async () => {
-      for (;;) {
-        const got = await probe();
-        if (got !== undefined) return got;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-  );
-}
-
 /** multilog's `current` once it has a line matching `re`. */
 function logged(dir: string, re: RegExp): Promise<string> {
-  return until(`${re} in ${dir}/log/current`, async () => {
+  return poll(`${re} in ${dir}/log/current`, async () => {
     const text = await Deno.readTextFile(`${dir}/log/current`).catch(() => "");
     return re.test(text) ? text : undefined;
   });
@@ -125,7 +110,7 @@ async function supervised(service: string): Promise<boolean> {
 async function stopServices(...services: string[]): Promise<void> {
   for (const s of services) {
     await run(["svc", "-dx", s]);
-    await until(`supervise in ${s} to exit`, async () => (await supervised(s)) ? undefined : true);
+    await poll(`supervise in ${s} to exit`, async () => (await supervised(s)) ? undefined : true);
   }
 }
 
@@ -184,7 +169,7 @@ async function tryRunFile(runName: string, mode: "filter" | "serve"): Promise<vo
     assert.match(swaks.stdout, /^<- {2}220 mx\.example\.net ESMTP qpsmtpd/m, "qpsmtpd's banner");
     assert.match(swaks.stdout, /^<- {2}250 Queued!/m, "qpsmtpd took the message");
 
-    const delivered = await until("the message in the maildir", async () => {
+    const delivered = await poll("the message in the maildir", async () => {
       for await (const e of Deno.readDir(`${dir}/maildir/new`)) {
         const text = await Deno.readTextFile(`${dir}/maildir/new/${e.name}`);
         if (text.includes(marker)) return text;
@@ -226,18 +211,30 @@ async function tryRunFile(runName: string, mode: "filter" | "serve"): Promise<vo
   }
 }
 
-Deno.test("README's run file and logger, under svscan in front of qpsmtpd: mail gets in, PASS is logged", async () => {
-  await tryRunFile("qmail-smtpd/run", "filter");
-});
+Deno.test(
+  "README's run file and logger, under svscan in front of qpsmtpd: mail gets in, PASS is logged",
+  E2E,
+  async () => {
+    await tryRunFile("qmail-smtpd/run", "filter");
+  },
+);
 
-Deno.test("README's serve run file and logger, under svscan in front of qpsmtpd: mail gets in, PASS is logged", async () => {
-  await tryRunFile("serve qmail-smtpd/run", "serve");
-});
+Deno.test(
+  "README's serve run file and logger, under svscan in front of qpsmtpd: mail gets in, PASS is logged",
+  E2E,
+  async () => {
+    await tryRunFile("serve qmail-smtpd/run", "serve");
+  },
+);
 
-Deno.test("the run files of README.md keep their softlimit after smtp-delay, with 64000000", () => {
-  for (const name of ["qmail-smtpd/run", "serve qmail-smtpd/run"]) {
-    const text = runFile(name);
-    assert.ok(text.indexOf("smtp-delay") < text.indexOf("softlimit"), text);
-    assert.match(text, / softlimit -m 64000000 \/var\/qmail\/bin\/qmail-smtpd\n$/, text);
-  }
-});
+Deno.test(
+  "the run files of README.md keep their softlimit after smtp-delay, with 64000000",
+  E2E,
+  () => {
+    for (const name of ["qmail-smtpd/run", "serve qmail-smtpd/run"]) {
+      const text = runFile(name);
+      assert.ok(text.indexOf("smtp-delay") < text.indexOf("softlimit"), text);
+      assert.match(text, / softlimit -m 64000000 \/var\/qmail\/bin\/qmail-smtpd\n$/, text);
+    }
+  },
+);

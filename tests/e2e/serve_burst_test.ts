@@ -8,10 +8,8 @@
 import assert from "node:assert/strict";
 import { ROOT } from "../fixtures/source.ts";
 import type { BurstResult } from "./burst.ts";
-import { FILTER, run, ServeServer } from "./harness.ts";
+import { E2E, FILTER, run, ServeServer } from "./harness.ts";
 import { openFilesUnder } from "./proc.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 /** Runs `count` simultaneous clients against `port`; each waits for a first line up to `deadlineMs`. */
 async function burst(port: number, count: number, deadlineMs: number): Promise<BurstResult> {

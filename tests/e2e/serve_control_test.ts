@@ -5,9 +5,7 @@
  * files and allowlists), and the rules file replaced or broken while it runs.
  */
 import assert from "node:assert/strict";
-import { banner, Client, ruleLine, ServeServer, writeRules } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
+import { banner, Client, E2E, ruleLine, ServeServer, writeRules } from "./harness.ts";
 
 const BUSY = "421 Too many connections waiting; try again later (#4.3.2)\r\n";
 

@@ -3,9 +3,7 @@
  * lives on). Its per-IP memory is in memory_test.ts, with the filter's.
  */
 import assert from "node:assert/strict";
-import { banner, Client, ServeServer, within } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
+import { banner, Client, E2E, poll, ServeServer } from "./harness.ts";
 
 const BUSY = "421 Too many connections waiting; try again later (#4.3.2)\r\n";
 
@@ -32,23 +30,16 @@ Deno.test(
       }
       // Each client is either held in the screening or turned away.
       const refused = new Set<Client>();
-      await within(
-        10_000,
-        `every client held or refused\n${server.lines.join("\n")}`,
-        (async () => {
-          for (;;) {
-            let settled = 0;
-            for (const [i, c] of clients.entries()) {
-              if (c.ended) {
-                refused.add(c);
-                settled++;
-              } else if (await server.isHolding(ports[i]!)) settled++;
-            }
-            if (settled === clients.length) return;
-            await new Promise((r) => setTimeout(r, 20));
-          }
-        })(),
-      );
+      await poll(() => `every client held or refused\n${server.lines.join("\n")}`, async () => {
+        let settled = 0;
+        for (const [i, c] of clients.entries()) {
+          if (c.ended) {
+            refused.add(c);
+            settled++;
+          } else if (await server.isHolding(ports[i]!)) settled++;
+        }
+        return settled === clients.length || undefined;
+      }, 20);
       const held = clients.length - refused.size;
       assert.ok(refused.size > 0, "some were refused");
       assert.ok(held > 0, "some were taken");
@@ -70,14 +61,11 @@ Deno.test(
       );
       // The held ones leave; their fds come back; a new client passes.
       for (const c of clients) c.close();
-      await within(
+      await poll(
+        () => `a CLOSED line for each of the ${held} held clients\n${server.lines.join("\n")}`,
+        () => server.lines.filter((l) => l.includes(" CLOSED ")).length >= held || undefined,
+        10,
         5000,
-        `a CLOSED line for each of the ${held} held clients\n${server.lines.join("\n")}`,
-        (async () => {
-          while (server.lines.filter((l) => l.includes(" CLOSED ")).length < held) {
-            await new Promise((r) => setTimeout(r, 10));
-          }
-        })(),
       );
       const { seconds, pid } = await banner(server, "127.0.0.6");
       assert.ok(seconds < 3, `banner after ${seconds} s`);

@@ -5,9 +5,7 @@
  * binding a privileged port), -b (the listen backlog) and -l (TCPLOCALHOST).
  */
 import assert from "node:assert/strict";
-import { Client, greeted, Peer, readRecord, run, ServeServer } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
+import { Client, E2E, greeted, Peer, readRecord, run, ServeServer } from "./harness.ts";
 
 const BUSY = "421 Too many connections waiting; try again later (#4.3.2)\r\n";
 const BANNER = "220 recorder ESMTP\r\n";

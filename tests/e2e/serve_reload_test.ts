@@ -7,10 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { banner, Client, ServeServer, within } from "./harness.ts";
+import { banner, Client, E2E, ServeServer, within } from "./harness.ts";
 import { openFilesUnder } from "./proc.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 /** What the state file says of `key`: its record, parsed, or undefined. */
 function recordOf(db: DatabaseSync, key: string): Record<string, unknown> | undefined {

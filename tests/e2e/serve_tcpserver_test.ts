@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   Client,
+  E2E,
   greeted,
   messageBody,
   patient,
@@ -14,8 +15,6 @@ import {
   ServeServer,
   startDns,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 /** Waits for a child's end line and the status line after it; returns the exit code. */
 async function ended(server: ServeServer, pid: number): Promise<number> {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   Client,
+  E2E,
   type Logged,
   messageBody,
   MODES,
@@ -16,8 +17,6 @@ import {
   startDns,
   startServer,
 } from "./harness.ts";
-
-const E2E = { sanitizeOps: false, sanitizeResources: false };
 
 const RULES: Rule[] = [{ from: "127.0.0.2", env: { TCPREMOTEIP: "192.0.2.2" } }]; // mail.example.net
 

@@ -9,6 +9,7 @@ import { VERSION } from "../../src/config.ts";
 import {
   banner,
   Client,
+  E2E,
   FILTER,
   RECORDER,
   type Rule,
@@ -17,9 +18,7 @@ import {
   ServeServer,
 } from "./harness.ts";
 
-const E2E = { sanitizeOps: false, sanitizeResources: false };
-
-Deno.test("--help and --version print on stdout and exit 0", async (t) => {
+Deno.test("--help and --version print on stdout and exit 0", E2E, async (t) => {
   const rows: { args: string[]; stdout: RegExp }[] = [
     {
       args: ["--help"],
