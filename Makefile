@@ -42,7 +42,7 @@ check: $(DENO_DEP)
 # Unit tests, then end-to-end tests; the last line says "N passed, N failed".
 test: all check
 	@mkdir -p build; set -o pipefail; \
-	DENO="$(DENO)" $(DENO) test --allow-all --no-prompt tests/ 2>&1 | tee build/test.log; \
+	DENO="$(DENO)" $(DENO) test --sanitize-ops --sanitize-resources --allow-all --no-prompt tests/ 2>&1 | tee build/test.log; \
 	status=$$?; \
 	sed -n 's/^\(ok\|FAILED\) | \([0-9]*\) passed.*| \([0-9]*\) failed.*/\2 passed, \3 failed/p' build/test.log | tail -1; \
 	exit $$status

@@ -19,12 +19,14 @@ import {
   sockaddr,
   SysError,
 } from "../src/libc.ts";
+import "./fixtures/bind_libc.ts";
 
 const FIXTURE = new URL("./fixtures/libc_child.ts", import.meta.url).pathname;
 /** The permission flags, from the one file the Makefile reads them from too. */
 const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions", import.meta.url))
   .trim()
   .split(/\s+/);
+
 /** The longest any single step may take before the test gives up. */
 const DEADLINE_MS = 15_000;
 

@@ -7,8 +7,10 @@ import type { Caps } from "../src/config.ts";
 import { EventLoop } from "../src/loop.ts";
 import { relay, relayed, type RelayEnd } from "../src/relay.ts";
 import { EAGAIN, type Libc, libc } from "../src/libc.ts";
+import "./fixtures/bind_libc.ts";
 
 const s = libc();
+
 const now = () => performance.now();
 const NO_CAPS: Caps = { maxSessionMs: 0, maxIdleMs: 0, maxBytesPerSecond: 0 };
 
