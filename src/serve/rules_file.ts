@@ -3,6 +3,7 @@
  * so a file that tcprules replaces takes effect at the next client. The cdb
  * is kept in memory and read again when the file changes (or at SIGHUP).
  */
+import { reason } from "../log.ts";
 import { type Cdb, CdbError, openCdb } from "./cdb.ts";
 import { lookupRuleInCdb, type RuleMatch } from "./rules.ts";
 
@@ -31,7 +32,7 @@ export class Rules {
       if (e instanceof Deno.errors.NotFound && this.missingOk) {
         return { kind: "allow", env: {}, key: undefined };
       }
-      return { kind: "unreadable", reason: (e as Error).message };
+      return { kind: "unreadable", reason: reason(e) };
     }
     const stamp = `${stat.ino}:${stat.size}:${stat.mtime?.getTime()}`;
     try {
@@ -45,7 +46,7 @@ export class Rules {
       if (e instanceof CdbError || e instanceof Deno.errors.NotFound) {
         return { kind: "unreadable", reason: e.message };
       }
-      return { kind: "unreadable", reason: (e as Error).message };
+      return { kind: "unreadable", reason: reason(e) };
     }
   }
 }

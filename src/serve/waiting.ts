@@ -126,7 +126,9 @@ export class WaitingRoom {
       }
       const rule = this.parts.rules?.lookup(conn.remote.ip, conn.remote.host);
       if (rule?.kind === "unreadable") {
-        log.warning(`dropping connection, unable to read ${options.rulesFile}: ${rule.reason}`);
+        log.warning(
+          `unable to read ${options.rulesFile} (${conn.remote.ip} answered 421): ${rule.reason}`,
+        );
         this.parts.busy(fd, conn.remote.ip, "rules");
         return;
       }
@@ -150,7 +152,7 @@ export class WaitingRoom {
         allow = await settings.allowOf(config);
       } catch (e) {
         if (!(e instanceof UsageError)) throw e;
-        log.warning(`dropping connection from ${conn.remote.ip}: ${e.message}`);
+        log.warning(`unable to screen ${conn.remote.ip} (connection dropped): ${e.message}`);
         return;
       }
       const screened = await screen({

@@ -326,7 +326,10 @@ const PER_CLIENT: Record<Mode, {
       await client.send("EHLO early.example.org\r\n");
       assert.equal(await client.untilEnd(), "", "nothing written to the client");
       const line = await server.waitLog(/^smtp-delay: /, "its line", at);
-      assert.equal(line, `smtp-delay: warning: dropping connection from ${from}: ${why}`);
+      assert.equal(
+        line,
+        `smtp-delay: warning: unable to screen ${from} (connection dropped): ${why}`,
+      );
       assert.equal(await server.recorderRuns(), 0, "the next program never ran");
     },
   },
