@@ -174,8 +174,12 @@ export interface Libc {
   spareFd(): number;
   /** Raises the soft limit on open files to the hard limit; returns the new soft limit. */
   raiseFileLimit(): number;
-  /** Drops root for `uid`:`gid` (groups: just `gid`); throws SysError. */
-  becomeUser(uid: number, gid: number): void;
+  /**
+   * Drops root, as tcpserver's -u and -g do: to group `gid` (the only
+   * supplementary group too) when given, then to user `uid` when given;
+   * what is not given stays as it is. Throws SysError.
+   */
+  becomeUser(uid: number | undefined, gid: number | undefined): void;
 }
 
 const SCREENING = {
@@ -581,11 +585,13 @@ function serverCalls({ sym, errno, describe, fail }: Bound): Omit<Libc, keyof Sc
     },
     becomeUser(uid, gid) {
       const s = serverSym();
-      if (s.setgroups(1n, new Uint8Array(new Uint32Array([gid]).buffer)) < 0) {
-        fail(`set groups to ${gid}`);
+      if (gid !== undefined) {
+        if (s.setgroups(1n, new Uint8Array(new Uint32Array([gid]).buffer)) < 0) {
+          fail(`set groups to ${gid}`);
+        }
+        if (s.setgid(gid) < 0) fail(`set gid ${gid}`);
       }
-      if (s.setgid(gid) < 0) fail(`set gid ${gid}`);
-      if (s.setuid(uid) < 0) fail(`set uid ${uid}`);
+      if (uid !== undefined && s.setuid(uid) < 0) fail(`set uid ${uid}`);
     },
   };
 }

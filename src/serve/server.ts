@@ -205,9 +205,7 @@ export async function serve(
   let server: Server;
   try {
     server = new Server(options, request.config, ownFlagsOff(env), c);
-    if (options.uid !== undefined || options.gid !== undefined) {
-      c.becomeUser(options.uid ?? 0, options.gid ?? 0);
-    }
+    c.becomeUser(options.uid, options.gid);
   } catch (e) {
     if (e instanceof SysError) {
       log.fatal(`unable to listen on ${formatIp(options.ip)}:${options.port}: ${e.message}`);

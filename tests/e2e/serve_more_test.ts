@@ -330,6 +330,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "serve -u 65534 alone, as tcpserver's -u: the user drops, the groups stay" +
+    skipped(Deno.uid() === 0, "not root"),
+  ignore: Deno.uid() !== 0,
+  ...E2E,
+  fn: async () => {
+    // Root with group 100 (not 0), so that a group set to 0 would show.
+    const server = await ServeServer.start({
+      args: ["-H", "-l", "mx.local.test", "-u", "65534", "-S", "-t", "0", "-P", "0"],
+      noRules: true,
+      wrap: ["setpriv", "--regid=100", "--groups=100"],
+    });
+    try {
+      assert.deepEqual(await procStatus(server.pid, "Uid"), ["65534", "65534", "65534", "65534"]);
+      assert.deepEqual(await procStatus(server.pid, "Gid"), ["100", "100", "100", "100"]);
+      assert.deepEqual(await procStatus(server.pid, "Groups"), ["100"]);
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
 Deno.test("serve -b 5 -l NAME: a backlog of 5, TCPLOCALHOST=NAME", E2E, async () => {
   const server = await ServeServer.start({
     args: ["-H", "-b", "5", "-l", "mx.backlog.test", "-S", "-t", "0", "-P", "0"],
