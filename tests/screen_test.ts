@@ -19,6 +19,7 @@ import { loadExemptions, screen, type Screened } from "../src/screen.ts";
 import type { Watch, Watched } from "../src/watch.ts";
 import { type Answer, type FakeDns, reverse4, startFakeDns } from "./fixtures/fake_dns.ts";
 import { STRANGER } from "./fixtures/recall.ts";
+import { capturingStderr } from "./fixtures/stderr.ts";
 
 // ---------------------------------------------------------------------------
 // The fakes.
@@ -216,23 +217,6 @@ function configOf(args: readonly string[], env: Record<string, string>): Config 
   const request = parseConfig([...args, "qmail-smtpd"], env);
   if (request.kind !== "run") throw new Error(`parseConfig(${args.join(" ")}) did not ask to run`);
   return request.config;
-}
-
-/** Runs `fn`, returning what it wrote to stderr as lines (log.ts writes there with writeSync). */
-async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
-  const stderr = Deno.stderr as { writeSync(bytes: Uint8Array): number };
-  const original = stderr.writeSync;
-  let text = "";
-  stderr.writeSync = (bytes) => {
-    text += new TextDecoder().decode(bytes);
-    return bytes.length;
-  };
-  try {
-    const value = await fn();
-    return { value, lines: text.split("\n").filter((line) => line !== "") };
-  } finally {
-    stderr.writeSync = original;
-  }
 }
 
 /** An allowlist file's exemptions, as main loads them. */
