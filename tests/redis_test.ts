@@ -188,6 +188,26 @@ Deno.test("parseRecord() takes a stored value that is not a record for no record
     ["{}", undefined],
     ['{"strikes":"1","boxes":0,"arrivals":[],"live":[]}', undefined],
     ['{"strikes":1,"boxes":0,"arrivals":{},"live":[]}', undefined],
+    // Every field is checked: what a damaged record would break later is no record now.
+    ['{"strikes":1,"boxes":0,"arrivals":["1"],"live":[]}', undefined],
+    ['{"strikes":1,"boxes":0,"arrivals":[],"live":[null]}', undefined],
+    [
+      '{"strikes":1,"boxes":0,"arrivals":[],"live":[{"host":"mx1","pid":"7","start":"1","at":1}]}',
+      undefined,
+    ],
+    ['{"strikes":1,"boxes":0,"lastPassAt":"yesterday","arrivals":[],"live":[]}', undefined],
+    ['{"strikes":1,"boxes":0,"boxUntil":null,"arrivals":[],"live":[]}', undefined],
+    ['{"strikes":1e999,"boxes":0,"arrivals":[],"live":[]}', undefined],
+    [
+      '{"strikes":0,"boxes":0,"lastPassAt":9,"arrivals":[3],"live":[{"host":"mx1","pid":7,"start":"1","at":1}]}',
+      {
+        strikes: 0,
+        boxes: 0,
+        lastPassAt: 9,
+        arrivals: [3],
+        live: [{ host: "mx1", pid: 7, start: "1", at: 1 }],
+      },
+    ],
   ];
   for (const [json, want] of rows) {
     await t.step(json, () => {

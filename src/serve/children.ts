@@ -185,7 +185,7 @@ export class Children {
     try {
       pidfd = libc.pidfd(pid);
     } catch (e) {
-      log.warning((e as Error).message);
+      log.warning(log.reason(e));
       return;
     }
     const child: Child = { pid, pidfd, id: p.id, timer };

@@ -15,7 +15,9 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID`;
 
 function failed(path: string, doing: string, e: unknown): StoreError {
-  return new StoreError(`sqlite ${path}: unable to ${doing}: ${(e as Error).message ?? e}`);
+  return new StoreError(
+    `sqlite ${path}: unable to ${doing}: ${e instanceof Error ? e.message : e}`,
+  );
 }
 
 /** A SQLite store that can be let go of after its file was replaced or removed (serve's). */

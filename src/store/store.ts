@@ -80,9 +80,23 @@ export function parseRecord(json: string): ClientRecord | undefined {
   } catch {
     return undefined;
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const fields = value as { [field: string]: unknown };
-  const ok = typeof fields.strikes === "number" && typeof fields.boxes === "number" &&
-    Array.isArray(fields.arrivals) && Array.isArray(fields.live);
-  return ok ? value as ClientRecord : undefined;
+  return isRecord(value) ? value : undefined;
+}
+
+const isObject = (v: unknown): v is { readonly [field: string]: unknown } =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isTime = (v: unknown) => v === undefined || isNumber(v);
+
+function isLiveConn(v: unknown): v is LiveConn {
+  return isObject(v) && typeof v.host === "string" && isNumber(v.pid) &&
+    typeof v.start === "string" && isNumber(v.at);
+}
+
+/** Every field of a ClientRecord, of its type: what a damaged record would break is checked. */
+function isRecord(v: unknown): v is ClientRecord {
+  return isObject(v) && isNumber(v.strikes) && isNumber(v.boxes) &&
+    isTime(v.lastPassAt) && isTime(v.lastStrikeAt) && isTime(v.boxUntil) &&
+    Array.isArray(v.arrivals) && v.arrivals.every(isNumber) &&
+    Array.isArray(v.live) && v.live.every(isLiveConn);
 }
