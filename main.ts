@@ -50,6 +50,8 @@ async function run(): Promise<number> {
     allow,
     watcher,
     hold: (ms) => Promise.resolve(watcher.waitSync(ms)), // nothing else to do meanwhile
+    pause: (ms) => c.sleep(ms),
+    send: (text) => void c.writeAll(1, new TextEncoder().encode(text)),
     remember: async () => {
       const { remember } = await import("./src/remember.ts");
       return await remember(config, client.ip, c);

@@ -75,7 +75,7 @@ export async function act(
   }
   const data = peek();
   const relayed = needsRelay(config.caps);
-  if (hand.warnEachClient && verdict.event !== "pass" && !runsRblsmtpd(config.program)) {
+  if (hand.warnEachClient && verdict.rblsmtpd && !runsRblsmtpd(config.program)) {
     log.warning(noRblsmtpdWarning(config.program));
   }
   if (hand.inPlace) {
@@ -106,10 +106,13 @@ export function outcomeOf(
   relayed = false,
 ): log.Outcome {
   const { verdict, watched } = screened;
+  const would = verdict.kind === "pass" ? verdict.would : undefined;
   const action = verdict.kind === "drop"
     ? "exit"
     : verdict.kind === "reply"
     ? verdict.reply.slice(0, 3)
+    : would
+    ? "ignore"
     : verdict.event !== "pass"
     ? "rblsmtpd"
     : verdict.rblsmtpd === ""
@@ -127,6 +130,7 @@ export function outcomeOf(
     delayMs: screened.delayMs,
     waitedMs: screened.waitedMs,
     action,
+    ...(would ? { would } : {}),
     memory: screened.notes,
     ...(watched.kind === "early" ? { bytes: watched.bytes, data } : {}),
   };

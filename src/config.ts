@@ -54,6 +54,9 @@ export function helpText(): string {
     `                              [${DEFAULT_STORE}]`,
     "  --store-timeout N           SMTPDELAY_STORE_TIMEOUT [0.2 s]",
     "  --allow FILE                SMTPDELAY_ALLOW: CIDRs and names exempt",
+    "  --action WORD               SMTPDELAY_ACTION: enforce, ignore (log only)",
+    "  --teaser TEXT               SMTPDELAY_TEASER: 220-TEXT as the delay starts",
+    "  --teaser-tiers LIST         SMTPDELAY_TEASER_TIERS [noptr,dynamic]",
     ...lines(MEMORY_SETTINGS),
     ...lines(CAP_SETTINGS),
     "",
@@ -93,6 +96,16 @@ export interface Config {
   readonly allowFile: string | undefined;
   /** throttle.c's caps on a session that passed (0: no cap). */
   readonly caps: Caps;
+  /**
+   * --action: `enforce` refuses as the verdict says; `ignore` (postscreen's
+   * log-only rollout) runs every test and waits every delay, then hands every
+   * client on, saying what it would have done.
+   */
+  readonly action: "enforce" | "ignore";
+  /** --teaser: the text of a `220-` line sent at the start of the delay; undefined: none. */
+  readonly teaser: string | undefined;
+  /** --teaser-tiers: the tiers that get the teaser. */
+  readonly teaserTiers: readonly Tier[];
   /** The next program and its arguments. */
   readonly program: readonly string[];
 }
@@ -236,11 +249,50 @@ export const DEFAULT_STORE = "sqlite:/var/lib/smtp-delay/state.db";
 export const MAX_TTL_SECONDS = 2_592_000;
 export const MAX_COUNT = 1_000_000;
 
+/** The tiers that get the teaser unless --teaser-tiers says otherwise. */
+export const DEFAULT_TEASER_TIERS: readonly Tier[] = Object.freeze(["noptr", "dynamic"]);
+
+/** Longest teaser text: a reply line is at most 512 bytes with its code and CRLF (RFC 5321). */
+export const MAX_TEASER = 200;
+
+/** --teaser: printable ASCII and spaces, one line, 1 to MAX_TEASER characters. */
+function parseTeaser(text: string, what: string): string {
+  if (!/^[ -~]+$/.test(text) || text.length > MAX_TEASER) {
+    throw new UsageError(
+      `${what} wants 1 to ${MAX_TEASER} printable ASCII characters, got "${text.slice(0, 100)}"`,
+    );
+  }
+  return text;
+}
+
+/** --teaser-tiers: `none`, or tiers separated by commas (`noptr,dynamic`). */
+function parseTeaserTiers(text: string, what: string): Tier[] {
+  if (text === "none") return [];
+  const tiers = text.split(",");
+  if (!tiers.every((t) => t === "ptr" || t === "dynamic" || t === "noptr")) {
+    throw new UsageError(
+      `${what} wants none or ptr, dynamic, noptr joined by commas, got "${text}"`,
+    );
+  }
+  return [...new Set(tiers as Tier[])];
+}
+
+/** --action: enforce or ignore. */
+function parseAction(text: string, what: string): Config["action"] {
+  if (text !== "enforce" && text !== "ignore") {
+    throw new UsageError(`${what} wants enforce or ignore, got "${text}"`);
+  }
+  return text;
+}
+
 /** Long options that take a value. */
 const LONG_OPTIONS: ReadonlySet<string> = new Set([
   "store",
   "store-timeout",
   "allow",
+  "action",
+  "teaser",
+  "teaser-tiers",
   ...SETTINGS.map(({ option }) => option),
 ]);
 
@@ -394,6 +446,9 @@ export function parseConfig(
     if (setting) parseSetting(setting.unit, value, name);
     if (name === "--store") parseStoreUrl(value, name);
     if (name === "--store-timeout") parseStoreTimeout(value, name);
+    if (name === "--action") parseAction(value, name);
+    if (name === "--teaser" && value !== "") parseTeaser(value, name);
+    if (name === "--teaser-tiers") parseTeaserTiers(value, name);
   }
   /** A setting's value: the variable's, else the option's, else the default. */
   const valueOf: RowMaker<number> = (option, variable, unit, fallback) => {
@@ -410,7 +465,18 @@ export function parseConfig(
     ? parseStoreTimeout(timeoutGiven.text, timeoutGiven.what)
     : DEFAULTS.storeTimeoutMs;
   const allowFile = given("allow", "SMTPDELAY_ALLOW")?.text || undefined;
+  const actionGiven = given("action", "SMTPDELAY_ACTION");
+  const action = actionGiven ? parseAction(actionGiven.text, actionGiven.what) : "enforce";
+  const teaserGiven = given("teaser", "SMTPDELAY_TEASER");
+  const teaser = teaserGiven?.text ? parseTeaser(teaserGiven.text, teaserGiven.what) : undefined;
+  const tiersGiven = given("teaser-tiers", "SMTPDELAY_TEASER_TIERS");
+  const teaserTiers = tiersGiven
+    ? parseTeaserTiers(tiersGiven.text, tiersGiven.what)
+    : DEFAULT_TEASER_TIERS;
   const warnings = withoutStore(options, env, storeGiven);
+  if (tiersGiven && teaser === undefined) {
+    warnings.push(`${tiersGiven.what} does nothing without a teaser (--teaser)`);
+  }
 
   const mode = env.SMTPDELAY ?? "";
   if (mode !== "" && mode !== "JUSTDELAY") {
@@ -438,6 +504,9 @@ export function parseConfig(
       storeTimeoutMs,
       allowFile,
       caps: Object.freeze(caps),
+      action,
+      teaser,
+      teaserTiers: Object.freeze([...teaserTiers]),
       program: Object.freeze([...rest]),
     }),
   };

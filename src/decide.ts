@@ -71,12 +71,17 @@ export type Event = "pass" | "early" | "closed" | "refused";
 export type Verdict =
   /** Keep watching until the delay is over. */
   | { kind: "wait" }
-  /** Exec the next program; set RBLSMTPD to `rblsmtpd` when it is a string. */
+  /**
+   * Exec the next program; set RBLSMTPD to `rblsmtpd` when it is a string.
+   * `would`: with --action ignore, what enforcing would have done instead
+   * (`451`, `421`, `rblsmtpd`), the client handed on all the same.
+   */
   | {
     kind: "pass";
     event: "pass" | "early" | "refused";
     rblsmtpd: string | undefined;
     refusal?: Refusal;
+    would?: string;
   }
   /** With -S: write `reply` to the client and exit. */
   | { kind: "reply"; event: "early" | "refused"; reply: string; refusal?: Refusal }
@@ -109,31 +114,54 @@ const REFUSAL_TEXT: Readonly<Record<Refusal, string>> = {
   maxrate: BUSY_TEXT,
 };
 
+/** What enforcing does to a client that fails a test: a reply (-S), or RBLSMTPD. */
+type Refused = Extract<Verdict, { kind: "reply" | "pass" }>;
+
 /** A refusal: 421 with -S, else RBLSMTPD for rblsmtpd. */
-function refuse(config: Config, why: Refusal): Verdict {
+function refuse(config: Config, why: Refusal): Refused {
   return config.standalone
     ? { kind: "reply", event: "refused", reply: reply(421, REFUSAL_TEXT[why]), refusal: why }
     : { kind: "pass", event: "refused", rblsmtpd: REFUSAL_TEXT[why], refusal: why };
 }
 
 /**
- * The verdict, in this order: a hang-up, an exemption, the memory's
- * refusals (decided on arrival: a boxed client gets the box's 421 whatever
- * it sends, and no new strike), early talk, -N, then the delay.
+ * What enforcing does to a client that fails a test, in this order: the
+ * memory's refusals (decided on arrival: a boxed client gets the box's 421
+ * whatever it sends, and no new strike), early talk, -N; undefined when it
+ * fails none.
  */
-export function decide(config: Config, facts: Facts): Verdict {
-  const { watched } = facts;
-  const rblsmtpdPass = config.justDelay ? "" : undefined;
-  if (watched.kind === "closed") return { kind: "drop", event: "closed" };
-  if (facts.exempt) return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
+function refusal(config: Config, facts: Facts): Refused | undefined {
   const byMemory = memoryRefusal(config, facts.memory);
   if (byMemory) return refuse(config, byMemory);
-  if (watched.kind === "early") {
+  if (facts.watched.kind === "early") {
     return config.standalone
       ? { kind: "reply", event: "early", reply: reply(451, EARLY_TEXT) }
       : { kind: "pass", event: "early", rblsmtpd: EARLY_TEXT };
   }
   if (refusesNoptr(config, facts)) return refuse(config, "noptr");
+  return undefined;
+}
+
+/**
+ * The verdict: a hang-up, an exemption, then a refusal (see refusal());
+ * else the delay. With --action ignore a refusal is only noted: the client
+ * waits out its delay and is handed on, the verdict saying what enforcing
+ * would have done (and RBLSMTPD as for a client that passed).
+ */
+export function decide(config: Config, facts: Facts): Verdict {
+  const rblsmtpdPass = config.justDelay ? "" : undefined;
+  if (facts.watched.kind === "closed") return { kind: "drop", event: "closed" };
+  if (facts.exempt) return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
+  const refused = refusal(config, facts);
+  if (refused && config.action === "enforce") return refused;
   if (!facts.delayOver) return { kind: "wait" };
-  return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
+  if (!refused) return { kind: "pass", event: "pass", rblsmtpd: rblsmtpdPass };
+  const would = refused.kind === "reply" ? refused.reply.slice(0, 3) : "rblsmtpd";
+  return {
+    kind: "pass",
+    event: refused.event,
+    rblsmtpd: rblsmtpdPass,
+    would,
+    ...(refused.refusal ? { refusal: refused.refusal } : {}),
+  };
 }

@@ -20,8 +20,10 @@ export interface Outcome {
   readonly lookup: string;
   readonly delayMs: number | undefined;
   readonly waitedMs: number;
-  /** exec | justdelay | 451 | 421 | rblsmtpd | exit */
+  /** exec | justdelay | relay | 451 | 421 | rblsmtpd | exit | ignore */
   readonly action: string;
+  /** action=ignore: what enforcing would have done (451, 421, rblsmtpd). */
+  readonly would?: string;
   /** The memory's rules that applied, comma-separated ("" for none): see README. */
   readonly memory: string;
   /** EARLY only: bytes waiting when the client was caught, and the first of them. */
@@ -65,7 +67,7 @@ export function formatOutcome(o: Outcome): string {
     `${o.event.toUpperCase()} pid=${o.pid} ip=${clean(o.ip)}`,
     `tier=${o.tier ?? "-"} ptr=${clean(o.ptr)} lookup=${o.lookup}`,
     `delay=${o.delayMs === undefined ? "-" : seconds(o.delayMs)} waited=${seconds(o.waitedMs)}`,
-    `action=${o.action} memory=${clean(o.memory)}`,
+    `action=${o.action}${o.would ? ` would=${o.would}` : ""} memory=${clean(o.memory)}`,
   ];
   if (o.event === "early") fields.push(`bytes=${o.bytes ?? -1} data=${clean(o.data)}`);
   return `${PREFIX}info: ${fields.join(" ")}`;

@@ -36,6 +36,10 @@ export interface Screening {
   readonly watcher: Watch;
   /** Waits until the client acts or `ms` pass (the delay itself). */
   hold(ms: number): Promise<Watched>;
+  /** Waits `ms`, watching nothing: the rest of a delay once a client has acted (--action ignore). */
+  pause(ms: number): Promise<void>;
+  /** Writes `text` to the client (the teaser). */
+  send(text: string): void;
   /** Opens this connection's memory (only called when there is a store). */
   remember(): Promise<Memory>;
   readonly now: () => number;
@@ -77,21 +81,29 @@ function recallOf(memory: Memory): Recall | undefined {
 /**
  * The PTR lookup, raced with the watch: it may take until -t, and never
  * longer than the noptr delay. Undefined when the client talked or hung up
- * first (the verdict needs no name then).
+ * first (the verdict needs no name then); with `pause` (--action ignore,
+ * where a client that talked still waits out its tier's delay), only a
+ * hang-up ends it, and `pause` keeps the deadline.
  */
 export async function lookupWhileWatching(
   ip: Ip,
   config: Config,
   watcher: Watch,
+  pause?: (ms: number) => Promise<void>,
 ): Promise<Lookup | undefined> {
   const deadlineMs = Math.min(config.lookupTimeoutMs, config.delayMs.noptr);
   if (deadlineMs <= 0) return { kind: "skipped" };
+  const started = performance.now();
   const stop = new AbortController();
   const looking = lookupPtr(ip, config.nameServer, stop.signal);
-  const first = await Promise.race([
+  let first = await Promise.race([
     looking,
     watcher.waitAsync(deadlineMs).then((watched) => watched.kind),
   ]);
+  if (first === "early" && pause) {
+    const left = deadlineMs - (performance.now() - started);
+    first = await Promise.race([looking, pause(left).then(() => "quiet" as const)]);
+  }
   if (first === "early" || first === "closed") {
     stop.abort();
     return undefined;
@@ -135,12 +147,15 @@ export async function screen(s: Screening): Promise<Screened> {
   const nameFirst = !exempt && client.host === undefined && !!allow?.hasNames;
   let memory: Memory = exempt || nameFirst ? OFF : await remember();
   let recalled = recallOf(memory);
-  // The box and the limits refuse at once: no lookup for a client turned away anyway.
-  const lookup: Lookup | undefined = exempt || memoryRefusal(config, recalled)
+  // The box and the limits refuse at once: no lookup for a client turned away anyway. With
+  // --action ignore every test runs, and every client waits its tier's delay.
+  const ignoring = config.action === "ignore";
+  const lookup: Lookup | undefined = exempt || (!ignoring && memoryRefusal(config, recalled))
     ? { kind: "unneeded" }
     : client.host
     ? { kind: "host", name: client.host }
-    : s.looked ?? await lookupWhileWatching(client.ip, config, watcher);
+    : s.looked ??
+      await lookupWhileWatching(client.ip, config, watcher, ignoring ? s.pause : undefined);
   const name = lookup && nameOf(lookup);
   if (nameFirst) {
     exempt = !!allow?.name(name);
@@ -164,11 +179,20 @@ export async function screen(s: Screening): Promise<Screened> {
 
   let watched = watcher.waitSync(0);
   let verdict: Verdict = decide(config, factsNow(watched, false));
-  if (verdict.kind === "wait") {
-    watched = await s.hold(chosen!.delayMs - (s.now() - start));
-    verdict = decide(config, factsNow(watched, true));
+  if (verdict.kind === "wait" && config.teaser !== undefined && watched.kind === "quiet") {
+    if (config.teaserTiers.includes(tier!)) s.send(`220-${config.teaser}\r\n`);
   }
-  if (verdict.kind === "wait") throw new Error("decide() asked to wait after the delay");
+  while (verdict.kind === "wait") {
+    const leftMs = chosen!.delayMs - (s.now() - start);
+    let over = true;
+    if (watched.kind === "quiet") {
+      watched = await s.hold(leftMs);
+      over = watched.kind === "quiet"; // else the client acted before the delay ran out
+    } else {
+      await s.pause(leftMs); // --action ignore: what it did is noted, the delay waited out
+    }
+    verdict = decide(config, factsNow(watched, over));
+  }
 
   if (lookup?.kind === "timeout" || lookup?.kind === "error") {
     const why = lookup.kind === "timeout" ? "timed out" : lookup.reason;

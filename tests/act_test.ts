@@ -205,6 +205,19 @@ const rows: Row[] = [
     },
   },
   {
+    name: "--action ignore: handed on, action=ignore would=451, a strike, no warning",
+    verdict: { kind: "pass", event: "early", rblsmtpd: undefined, would: "451" },
+    inPlace: true,
+    started: { failed: "exec'd" },
+    waiting: "EHLO x\r\n",
+    want: {
+      acted: { kind: "failed", reason: "exec'd" },
+      events: ["outcome", "depart:early", "start"],
+      outcome: / EARLY pid=4711 .* action=ignore would=451 memory=passed bytes=6 /,
+      warnings: [],
+    },
+  },
+  {
     name: "the same to rblsmtpd: no warning",
     verdict: EARLY_RBLSMTPD,
     inPlace: true,

@@ -231,6 +231,9 @@ Deno.test("parseConfig() uses the documented defaults", () => {
       liveTtlMs: 1_200_000,
     },
     store: { kind: "sqlite", path: "/var/lib/smtp-delay/state.db" },
+    action: "enforce",
+    teaser: undefined,
+    teaserTiers: ["noptr", "dynamic"],
     storeTimeoutMs: 200,
     allowFile: undefined,
     caps: { maxSessionMs: 900_000, maxIdleMs: 0, maxBytesPerSecond: 0 },
@@ -929,5 +932,85 @@ Deno.test("runsRblsmtpd() finds rblsmtpd anywhere in the chain", async (t) => {
   ];
   for (const [program, want] of rows) {
     await t.step(program.join(" "), () => assert.equal(runsRblsmtpd(program), want));
+  }
+});
+
+Deno.test("parseConfig() reads --action, --teaser and --teaser-tiers, and their variables", async (t) => {
+  const rows: {
+    name: string;
+    args: string[];
+    env?: Env;
+    want: Partial<Config>;
+    warnings?: string[];
+  }[] = [
+    {
+      name: "the defaults",
+      args: [],
+      want: { action: "enforce", teaser: undefined, teaserTiers: ["noptr", "dynamic"] },
+    },
+    { name: "--action ignore", args: ["--action", "ignore"], want: { action: "ignore" } },
+    {
+      name: "SMTPDELAY_ACTION wins",
+      args: ["--action=ignore"],
+      env: { SMTPDELAY_ACTION: "enforce" },
+      want: { action: "enforce" },
+    },
+    {
+      name: "--teaser with spaces",
+      args: ["--teaser", "mx.example.org ESMTP ready"],
+      want: { teaser: "mx.example.org ESMTP ready" },
+    },
+    { name: "--teaser '' is none", args: ["--teaser", ""], want: { teaser: undefined } },
+    {
+      name: "SMTPDELAY_TEASER for one client",
+      args: [],
+      env: { SMTPDELAY_TEASER: "hi" },
+      want: { teaser: "hi" },
+    },
+    {
+      name: "--teaser-tiers ptr,noptr,ptr: each once",
+      args: ["--teaser", "x", "--teaser-tiers", "ptr,noptr,ptr"],
+      want: { teaserTiers: ["ptr", "noptr"] },
+    },
+    {
+      name: "--teaser-tiers none",
+      args: ["--teaser", "x", "--teaser-tiers", "none"],
+      want: { teaserTiers: [] },
+    },
+    {
+      name: "--teaser-tiers without a teaser: a warning",
+      args: ["--teaser-tiers", "ptr"],
+      want: { teaser: undefined },
+      warnings: ["--teaser-tiers does nothing without a teaser (--teaser)"],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const request = parseConfig([...row.args, "prog"], row.env ?? {});
+      assert.equal(request.kind, "run");
+      if (request.kind !== "run") return;
+      for (const [field, want] of Object.entries(row.want)) {
+        assert.deepEqual(request.config[field as keyof Config], want, field);
+      }
+      assert.deepEqual(request.warnings, row.warnings ?? []);
+    });
+  }
+});
+
+Deno.test("parseConfig() refuses a bad --action, --teaser or --teaser-tiers", async (t) => {
+  const rows: { args: string[]; env?: Env; parts: string[] }[] = [
+    { args: ["--action", "drop"], parts: ['--action wants enforce or ignore, got "drop"'] },
+    { args: [], env: { SMTPDELAY_ACTION: "Ignore" }, parts: ["SMTPDELAY_ACTION", '"Ignore"'] },
+    { args: ["--teaser", "two\r\nlines"], parts: ["--teaser wants 1 to 200 printable ASCII"] },
+    { args: ["--teaser", "caf\u00e9"], parts: ["--teaser wants"] },
+    { args: ["--teaser", "x".repeat(201)], parts: ["--teaser wants"] },
+    { args: [], env: { SMTPDELAY_TEASER: "\x1b[31m" }, parts: ["SMTPDELAY_TEASER wants"] },
+    { args: ["--teaser-tiers", "all"], parts: ["--teaser-tiers wants none or ptr"] },
+    { args: ["--teaser-tiers", "ptr,"], parts: ["--teaser-tiers wants"] },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env ?? {})}`, () => {
+      assertUsageError(() => parseConfig([...row.args, "prog"], row.env ?? {}), ...row.parts);
+    });
   }
 });

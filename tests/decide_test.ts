@@ -781,3 +781,74 @@ Deno.test("decide() without memory, or with a memory that says nothing, is issue
     }
   }
 });
+
+Deno.test("decide() with --action ignore notes a failed test, waits the delay, hands the client on", async (t) => {
+  const ignore = ["--action", "ignore"];
+  const boxed = memory({ boxUntil: Date.UTC(2026, 10, 24, 13) });
+  await table(t, [
+    { name: "quiet, the delay not over: wait", args: ignore, facts: {}, want: WAIT },
+    {
+      name: "quiet, the delay over: pass as usual",
+      args: ignore,
+      facts: { delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "early, the delay not over: wait all the same",
+      args: ["-S", ...ignore],
+      facts: { watched: EARLY },
+      want: WAIT,
+    },
+    {
+      name: "early, the delay over, -S: handed on, would have been 451",
+      args: ["-S", ...ignore],
+      facts: { watched: EARLY, delayOver: true },
+      want: { kind: "pass", event: "early", rblsmtpd: undefined, would: "451" },
+    },
+    {
+      name: "early without -S: would have been rblsmtpd, and RBLSMTPD stays unset",
+      args: ignore,
+      facts: { watched: EARLY, delayOver: true },
+      want: { kind: "pass", event: "early", rblsmtpd: undefined, would: "rblsmtpd" },
+    },
+    {
+      name: "boxed: waits, then handed on, would have been 421",
+      args: ["-S", ...ignore],
+      facts: { memory: boxed, delayOver: true },
+      want: { kind: "pass", event: "refused", rblsmtpd: undefined, would: "421", refusal: "box" },
+    },
+    {
+      name: "-N: would have been 421",
+      args: ["-S", "-N", "100", ...ignore],
+      facts: { ...NO_NAME, roll: 0 },
+      want: { kind: "pass", event: "refused", rblsmtpd: undefined, would: "421", refusal: "noptr" },
+    },
+    {
+      name: "JUSTDELAY: RBLSMTPD empty, as for a pass",
+      args: ["-S", ...ignore],
+      env: { SMTPDELAY: "JUSTDELAY" },
+      facts: { watched: EARLY, delayOver: true },
+      want: { kind: "pass", event: "early", rblsmtpd: "", would: "451" },
+    },
+    {
+      name: "a hang-up is still dropped",
+      args: ignore,
+      facts: { watched: CLOSED },
+      want: DROP,
+    },
+    {
+      name: "SMTPDELAY_ACTION=ignore for one client",
+      args: ["-S"],
+      env: { SMTPDELAY_ACTION: "ignore" },
+      facts: { watched: EARLY },
+      want: WAIT,
+    },
+    {
+      name: "SMTPDELAY_ACTION=enforce for one client wins over the run file's ignore",
+      args: ["-S", ...ignore],
+      env: { SMTPDELAY_ACTION: "enforce" },
+      facts: { watched: EARLY },
+      want: REPLY_451,
+    },
+  ]);
+});

@@ -342,3 +342,26 @@ Deno.test("reason() of a real failed read", () => {
     assert.equal(reason(e), "No such file or directory");
   }
 });
+
+Deno.test("formatOutcome() says what enforcing would have done, after action=ignore", () => {
+  const line = formatOutcome({
+    event: "early",
+    pid: 4711,
+    ip: "192.0.2.4",
+    tier: "noptr",
+    ptr: undefined,
+    lookup: "none",
+    delayMs: 26_000,
+    waitedMs: 26_004,
+    action: "ignore",
+    would: "451",
+    memory: "-",
+    bytes: 24,
+    data: bytes("EHLO x\r\n"),
+  });
+  assert.equal(
+    line,
+    "smtp-delay: info: EARLY pid=4711 ip=192.0.2.4 tier=noptr ptr=- lookup=none delay=26.000 " +
+      "waited=26.004 action=ignore would=451 memory=- bytes=24 data=EHLO?x??",
+  );
+});

@@ -100,6 +100,20 @@ class FakeClient {
     return Promise.resolve(this.seen());
   };
 
+  /** The pauses (--action ignore: the rest of a delay after the client acted). */
+  readonly pauses: number[] = [];
+  readonly pause = (ms: number): Promise<void> => {
+    this.pauses.push(ms);
+    this.clock.ms += Math.max(0, ms);
+    return Promise.resolve();
+  };
+
+  /** What was written to the client (the teaser). */
+  readonly sent: string[] = [];
+  readonly send = (text: string): void => {
+    this.sent.push(text);
+  };
+
   /** Ends the timers a lookup that was answered first left running. */
   stop(): void {
     for (const id of this.timers) clearTimeout(id);
@@ -200,6 +214,10 @@ interface Run {
   readonly departs: Departure[];
   /** The client's holds: how long each was asked to wait. */
   readonly holds: number[];
+  /** The pauses after the client acted (--action ignore). */
+  readonly pauses: number[];
+  /** What was written to the client (the teaser). */
+  readonly sent: string[];
   /** The PTR questions for the client's address. */
   readonly asked: number;
   /** The DNS questions and the memory's opening, in order. */
@@ -276,6 +294,8 @@ async function run(dns: Dns, c: Case): Promise<Run> {
         allow,
         watcher: fake.watch,
         hold: fake.hold,
+        pause: fake.pause,
+        send: fake.send,
         remember,
         now: clock.read,
         roll: c.roll ?? 50,
@@ -290,6 +310,8 @@ async function run(dns: Dns, c: Case): Promise<Run> {
       remembered,
       departs,
       holds: fake.holds,
+      pauses: fake.pauses,
+      sent: fake.sent,
       asked,
       events,
       logged: lines,
@@ -1155,4 +1177,131 @@ Deno.test("recordDeparture() records the departure in the memory, and logs a fai
 
 Deno.test("loadExemptions() without an allowlist gives none", async () => {
   assert.equal(await loadExemptions(undefined), undefined);
+});
+
+// ---------------------------------------------------------------------------
+// --action ignore and the teaser.
+
+const IGNORE = [...S, "--action", "ignore"];
+
+Deno.test("screen() with --action ignore: every test runs, every delay is waited, nobody is refused", async (t) => {
+  await table(t, [
+    {
+      name: "an early talker waits out its delay, then goes on: would have been 451",
+      c: { args: IGNORE, act: { kind: "early", afterMs: 500, bytes: 6 } },
+      want: {
+        verdict: { kind: "pass", event: "early", rblsmtpd: undefined, would: "451" },
+        tier: "ptr",
+        delayMs: 2000,
+        holds: [2000],
+        pauses: [1500],
+        waitedMs: 2000,
+        departs: ["early"],
+      },
+    },
+    {
+      name: "a client that talks during the lookup: the lookup goes on, the tier's delay is waited",
+      c: {
+        args: IGNORE,
+        env: { TCPREMOTEIP: SILENT_IP },
+        act: { kind: "early", afterMs: 20, bytes: 6 },
+      },
+      want: {
+        verdict: { kind: "pass", event: "early", rblsmtpd: undefined, would: "451" },
+        tier: "noptr",
+        lookup: "timeout",
+        delayMs: 26000,
+        departs: ["early"],
+      },
+    },
+    {
+      name: "a boxed client: looked up, held its tier's delay, handed on (would have been 421)",
+      c: { args: IGNORE, memory: { boxUntil: 2e12 } },
+      want: {
+        verdict: {
+          kind: "pass",
+          event: "refused",
+          rblsmtpd: undefined,
+          would: "421",
+          refusal: "box",
+        },
+        lookup: "found",
+        tier: "ptr",
+        holds: [2000],
+        notes: "box",
+        asked: 1,
+        departs: ["gone"],
+      },
+    },
+    {
+      name: "a client that hangs up is let go, as when enforcing",
+      c: { args: IGNORE, act: { kind: "closed", afterMs: 500 } },
+      want: { verdict: DROP, departs: ["gone"] },
+    },
+  ]);
+});
+
+Deno.test("screen() sends the teaser as the delay starts, to the tiers that get it", async (t) => {
+  const TEASE = [...S, "--teaser", "mx.example.org ESMTP"];
+  const LINE = "220-mx.example.org ESMTP\r\n";
+  await table(t, [
+    {
+      name: "a dynamic name (a default tier): the 220- line, then the hold",
+      c: { args: TEASE, env: { TCPREMOTEIP: DYNAMIC_IP } },
+      want: { verdict: PASS, tier: "dynamic", sent: [LINE], holds: [16000] },
+    },
+    {
+      name: "no PTR (a default tier): the line",
+      c: { args: TEASE, env: { TCPREMOTEIP: NXDOMAIN_IP } },
+      want: { tier: "noptr", sent: [LINE] },
+    },
+    {
+      name: "a ptr name (not a default tier): nothing sent",
+      c: { args: TEASE },
+      want: { verdict: PASS, tier: "ptr", sent: [] },
+    },
+    {
+      name: "--teaser-tiers ptr: the ptr tier gets it",
+      c: { args: [...TEASE, "--teaser-tiers", "ptr"] },
+      want: { tier: "ptr", sent: [LINE] },
+    },
+    {
+      name: "--teaser-tiers none: nobody",
+      c: { args: [...TEASE, "--teaser-tiers", "none"], env: { TCPREMOTEIP: DYNAMIC_IP } },
+      want: { sent: [] },
+    },
+    {
+      name: "an early talker after the teaser: 451, as any other",
+      c: {
+        args: TEASE,
+        env: { TCPREMOTEIP: DYNAMIC_IP },
+        act: { kind: "early", afterMs: 500, bytes: 6 },
+      },
+      want: { verdict: REPLY_451, sent: [LINE] },
+    },
+    {
+      name: "a client that talked before the delay began: no teaser",
+      c: {
+        args: TEASE,
+        env: { TCPREMOTEIP: SILENT_IP },
+        act: { kind: "early", afterMs: 20, bytes: 6 },
+      },
+      want: { verdict: REPLY_451, sent: [] },
+    },
+    {
+      name: "an exempt client: no teaser",
+      c: { args: TEASE, env: { TCPREMOTEIP: DYNAMIC_IP, RELAYCLIENT: "" } },
+      want: { verdict: PASS, sent: [] },
+    },
+    {
+      name: "a boxed client: refused at once, no teaser",
+      c: { args: TEASE, env: { TCPREMOTEIP: DYNAMIC_IP }, memory: { boxUntil: 2e12 } },
+      want: { verdict: REPLY_BOX, sent: [] },
+    },
+    {
+      name: "SMTPDELAY_TEASER from tcprules for one client",
+      c: { args: S, env: { TCPREMOTEIP: DYNAMIC_IP, SMTPDELAY_TEASER: "hello" } },
+      want: { sent: ["220-hello\r\n"] },
+    },
+  ]);
 });

@@ -163,6 +163,8 @@ export class WaitingRoom {
         allow,
         watcher: w,
         hold: (ms) => w.waitAsync(ms),
+        pause: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.ceil(ms)))),
+        send: (text) => void libc.writeAll(fd, new TextEncoder().encode(text)),
         remember: () => this.parts.holder.remember(config, client.ip, id),
         now,
         roll: Math.random() * 100,

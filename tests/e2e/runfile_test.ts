@@ -15,9 +15,9 @@ import assert from "node:assert/strict";
 import { ROOT } from "../fixtures/source.ts";
 import { runFileEnv } from "../fixtures/source.ts";
 import { E2E, freePort, poll, run, startDns, writeRules } from "./harness.ts";
+import { giveToNobody, QPSMTPD, qpsmtpdConfig } from "./qpsmtpd.ts";
 
 const README = await Deno.readTextFile(`${ROOT}README.md`);
-const QPSMTPD = `${ROOT}tests/e2e/qpsmtpd-ucspi`;
 
 /** The run file NAME of README.md: the indented block between its markers, unindented. */
 function runFile(name: string): string {
@@ -63,34 +63,6 @@ async function openTempDir(prefix: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix });
   await Deno.chmod(dir, 0o755);
   return dir;
-}
-
-/** Makes `path` nobody's (uid and gid 65534, as `id nobody` says on Debian). */
-async function giveToNobody(...paths: string[]): Promise<void> {
-  const out = await run(["chown", "-R", "nobody:nogroup", ...paths]);
-  assert.equal(out.code, 0, out.stderr);
-}
-
-/** Debian's qpsmtpd, configured in DIR/qpsmtpd: accepts mail for example.net into DIR/maildir. */
-async function qpsmtpdConfig(dir: string): Promise<string> {
-  const conf = `${dir}/qpsmtpd`;
-  for (const d of ["maildir/new", "maildir/cur", "maildir/tmp", "qpsmtpd/spool"]) {
-    await Deno.mkdir(`${dir}/${d}`, { recursive: true });
-  }
-  await Deno.chmod(`${conf}/spool`, 0o700);
-  const files: Record<string, string> = {
-    plugin_dirs: "/usr/share/qpsmtpd/plugins",
-    loglevel: "4", // warnings: qpsmtpd's own lines stay out of the way
-    me: "mx.example.net",
-    rcpthosts: "example.net",
-    spool_dir: `${conf}/spool`,
-    plugins: `rcpt_ok\nqueue/maildir ${dir}/maildir`,
-  };
-  for (const [name, text] of Object.entries(files)) {
-    await Deno.writeTextFile(`${conf}/${name}`, text + "\n");
-  }
-  await giveToNobody(`${dir}/maildir`, `${conf}/spool`);
-  return conf;
 }
 
 /** multilog's `current` once it has a line matching `re`. */
@@ -141,7 +113,7 @@ async function tryRunFile(runName: string, mode: "filter" | "serve"): Promise<vo
       `SMTPDELAY_DNS="${dns.address}",SMTPDELAY_STORE="sqlite:${dir}/state/state.db"`,
       ":allow",
     ]);
-    const conf = await qpsmtpdConfig(dir);
+    const conf = await qpsmtpdConfig(dir, true);
     await Deno.writeTextFile(`${service}/run`, forTest(runFile(runName), p), { mode: 0o755 });
     await Deno.writeTextFile(`${service}/log/run`, forTest(runFile("qmail-smtpd/log/run"), p), {
       mode: 0o755,
