@@ -73,6 +73,18 @@ export function formatOutcome(o: Outcome): string {
   return `${PREFIX}info: ${fields.join(" ")}`;
 }
 
+/** Who reads every line as it is written (serve's --metrics), if anyone. */
+let reader: ((line: string) => void) | undefined;
+
+/**
+ * Hands every line written from now on, without its newline, to `read`
+ * (undefined: to nobody): serve's metrics count the lines where they are
+ * made, so they say what the log says. Nothing reads them by default.
+ */
+export function tap(read: ((line: string) => void) | undefined): void {
+  reader = read;
+}
+
 function emit(line: string): void {
   let bytes = new TextEncoder().encode(line + "\n");
   try {
@@ -80,6 +92,7 @@ function emit(line: string): void {
   } catch {
     // stderr gone (the logger died): nothing better to do than carry on.
   }
+  reader?.(line);
 }
 
 export function outcome(o: Outcome): void {

@@ -14,7 +14,7 @@ import { UsageError } from "../usage_error.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
   "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--per-ip N] [--stress N] [--stress-delay N] " +
-  "[screening options] " +
+  "[--metrics HOST:PORT] [screening options] " +
   "HOST PORT prog [arg ...]";
 
 /** The server's own settings; the screening's come from parseConfig per connection. */
@@ -47,6 +47,8 @@ export interface ServeConfig {
   readonly gid: number | undefined;
   /** -1: print the local port on stdout once listening. */
   readonly printPort: boolean;
+  /** --metrics: where the Prometheus endpoint listens; undefined: no endpoint. */
+  readonly metrics: ListenAddress | undefined;
   /** The screening's options, as parseConfig takes them (program appended). */
   readonly screening: readonly string[];
   readonly program: readonly string[];
@@ -65,7 +67,7 @@ const BACKLOG = 4096;
 
 const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
 const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);
-const SERVE_LONG = new Set(["waiting", "per-ip", "stress", "stress-delay"]);
+const SERVE_LONG = new Set(["waiting", "per-ip", "stress", "stress-delay", "metrics"]);
 /** tcpserver options whose letters smtp-delay does not take (or uses for the screening). */
 const NOT_TAKEN = new Set(["p", "r", "o", "O", "B", "4", "6", "I"]);
 
@@ -130,6 +132,30 @@ export function parseHost(text: string): Ip {
   const ip = parseIp(text === "0" ? "0.0.0.0" : text);
   if (!ip) throw new UsageError(`HOST wants an IP address or 0, got "${text}"`);
   return ip;
+}
+
+/** An address to listen on, as Deno.listen takes it (an IPv6 address without brackets). */
+export interface ListenAddress {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/**
+ * `--metrics HOST:PORT`: an IPv4 address or a bracketed IPv6 one, and a port
+ * from 1 to 65535, both required. There is no default: the endpoint listens
+ * only where the admin said (127.0.0.1:9465, not the clients' address).
+ */
+export function parseListenAddress(text: string, what: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text);
+  const host = m?.[1] ?? m?.[2];
+  const ip = host === undefined ? undefined : parseIp(host);
+  const port = Number(m?.[3]);
+  if (!ip || (ip.family === 6) !== (m?.[1] !== undefined) || port < 1 || port > 65535) {
+    throw new UsageError(
+      `${what} wants an IP address and a port, as 127.0.0.1:9465 or [::1]:9465, got "${text}"`,
+    );
+  }
+  return { hostname: host!, port };
 }
 
 /** serve's letters and long options, and the screening's. */
@@ -211,6 +237,9 @@ export function parseServe(
     uid,
     gid,
     printPort: has("1"),
+    metrics: last("--metrics") === undefined
+      ? undefined
+      : parseListenAddress(last("--metrics")!, "--metrics"),
     screening: Object.freeze(screening),
     program: Object.freeze(program),
   });

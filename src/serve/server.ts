@@ -12,7 +12,8 @@
  * memory's view of serve's connections) and one event loop (src/loop.ts):
  * one epoll set, waited on by a helper thread, for the listening socket,
  * each waiting client and each child's pidfd, so timers and DNS lookups go
- * on meanwhile.
+ * on meanwhile. With --metrics, src/metrics/live.ts (imported only then)
+ * counts the lines serve writes and answers scrapes on the same thread.
  */
 import {
   type Config,
@@ -57,7 +58,7 @@ class Server {
 
   /** Listens (throws SysError when it cannot); `env` is what children inherit. */
   constructor(
-    options: ServeConfig,
+    private readonly options: ServeConfig,
     config: Config,
     env: Readonly<Record<string, string>>,
     private readonly libc: Libc,
@@ -93,6 +94,16 @@ class Server {
       () => this.room.size,
       (client) => this.room.take(client),
     );
+  }
+
+  /** What --metrics shows of the server now: its clients and children, and their limits. */
+  gauges() {
+    return {
+      waiting: this.room.size,
+      waitingLimit: this.options.maxWaiting,
+      children: this.children.size,
+      childrenLimit: this.options.maxChildren,
+    };
   }
 
   /** The port it listens on (for -1 and port 0). */
@@ -203,8 +214,21 @@ export async function serve(
   smallYoungGeneration(c, env);
   warnOfLimits(c, options);
   let server: Server;
+  let metrics: { close(): Promise<void> } | undefined;
   try {
     server = new Server(options, request.config, ownFlagsOff(env), c);
+    if (options.metrics) {
+      // Loaded only when asked for: serve without --metrics imports nothing of it.
+      const { hostname, port } = options.metrics;
+      const { live } = await import("../metrics/live.ts");
+      try {
+        metrics = live(hostname, port, () => server.gauges());
+      } catch (e) {
+        const where = hostname.includes(":") ? `[${hostname}]` : hostname;
+        log.fatal(`unable to listen on ${where}:${port} (--metrics): ${log.reason(e)}`);
+        return 111;
+      }
+    }
     c.becomeUser(options.uid, options.gid);
   } catch (e) {
     if (e instanceof SysError) {
@@ -221,5 +245,9 @@ export async function serve(
   if (options.printPort) {
     Deno.stdout.writeSync(new TextEncoder().encode(`${server.port()}\n`));
   }
-  return await server.run();
+  try {
+    return await server.run();
+  } finally {
+    await metrics?.close();
+  }
 }
