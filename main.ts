@@ -27,6 +27,10 @@ async function run(): Promise<number> {
     const { serve } = await import("./src/serve/server.ts");
     return await serve(Deno.args.slice(1), env);
   }
+  if (Deno.args[0] === "report") { // src/report/: reads logs, never imported by the filter
+    const { report } = await import("./src/report/report.ts");
+    return await report(Deno.args.slice(1));
+  }
   const request = parseConfig(Deno.args, env);
   if (request.kind === "print") {
     if (request.stdout) Deno.stdout.writeSync(new TextEncoder().encode(request.text + "\n"));

@@ -318,54 +318,196 @@ function isWord(s: string): boolean {
   return true;
 }
 
+/**
+ * The `key=value` fields of one line, in slots (one object, reused: no
+ * object per line on the way of millions of them); keys of no slot, and
+ * words without `=`, aside.
+ */
+class Fields {
+  pid: string | undefined;
+  ip: string | undefined;
+  tier: string | undefined;
+  ptr: string | undefined;
+  lookup: string | undefined;
+  delay: string | undefined;
+  waited: string | undefined;
+  action: string | undefined;
+  memory: string | undefined;
+  bytes: string | undefined;
+  data: string | undefined;
+  would: string | undefined;
+  other: Record<string, string> | undefined;
+  words: string[] | undefined;
+
+  /** Reads the fields of line[from..]; false when one is empty, or a space ends the line or meets another. */
+  read(line: string, from: number): boolean {
+    this.pid =
+      this.ip =
+      this.tier =
+      this.ptr =
+      this.lookup =
+      this.delay =
+        undefined;
+    this.waited =
+      this.action =
+      this.memory =
+      this.bytes =
+      this.data =
+      this.would =
+        undefined;
+    this.other = this.words = undefined;
+    let at = from;
+    while (at < line.length) {
+      let stop = line.indexOf(" ", at);
+      if (stop < 0) stop = line.length;
+      if (stop === at) return false; // two spaces, or one at the end: not log.ts's
+      const eq = line.indexOf("=", at);
+      if (eq < 0 || eq >= stop) (this.words ??= []).push(line.slice(at, stop));
+      else if (eq === at || eq === stop - 1) return false;
+      else this.set(line.slice(at, eq), line.slice(eq + 1, stop));
+      at = stop + 1;
+    }
+    return line.charCodeAt(line.length - 1) !== 32;
+  }
+
+  private set(key: string, value: string): void {
+    switch (key) {
+      case "pid":
+        this.pid = value;
+        break;
+      case "ip":
+        this.ip = value;
+        break;
+      case "tier":
+        this.tier = value;
+        break;
+      case "ptr":
+        this.ptr = value;
+        break;
+      case "lookup":
+        this.lookup = value;
+        break;
+      case "delay":
+        this.delay = value;
+        break;
+      case "waited":
+        this.waited = value;
+        break;
+      case "action":
+        this.action = value;
+        break;
+      case "memory":
+        this.memory = value;
+        break;
+      case "bytes":
+        this.bytes = value;
+        break;
+      case "data":
+        this.data = value;
+        break;
+      case "would":
+        this.would = value;
+        break;
+      default:
+        (this.other ??= {})[key] = value;
+    }
+  }
+
+  /** Every field, as an object. */
+  all(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const key of SLOTS) {
+      const v = this[key];
+      if (v !== undefined) out[key] = v;
+    }
+    return { ...out, ...this.other };
+  }
+}
+
+const SLOTS = [
+  "pid",
+  "ip",
+  "tier",
+  "ptr",
+  "lookup",
+  "delay",
+  "waited",
+  "action",
+  "memory",
+  "bytes",
+  "data",
+  "would",
+] as const;
+
+const fields = new Fields();
+
+/** The word as a constant string (hashed once, wherever it is a key later), or as it is. */
+function wordOf(word: string): string {
+  switch (word) {
+    case "PASS":
+      return "PASS";
+    case "EARLY":
+      return "EARLY";
+    case "CLOSED":
+      return "CLOSED";
+    case "REFUSED":
+      return "REFUSED";
+    default:
+      return word;
+  }
+}
+
 /** `info: ...` from `from`: an event word and its fields, or a message. */
 function info(line: string, from: number, atMs: number | undefined): LogRecord | undefined {
   if (from >= line.length || !printable(line, from, true)) return undefined;
-  const tokens = line.slice(from).split(" ");
-  const word = tokens[0]!;
+  let space = line.indexOf(" ", from);
+  if (space < 0) space = line.length;
+  const word = line.slice(from, space);
   if (!isWord(word)) return { kind: "info", message: line.slice(from), atMs };
-  const fields: Record<string, string> = {};
-  const words: string[] = [];
-  for (let i = 1; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.length === 0) return undefined; // two spaces, or one at the end: not log.ts's
-    const eq = t.indexOf("=");
-    if (eq < 0) words.push(t);
-    else if (eq === 0 || eq === t.length - 1) return undefined;
-    else fields[t.slice(0, eq)] = t.slice(eq + 1);
-  }
+  if (!fields.read(line, space + 1)) return undefined;
   switch (word) {
     case "END":
-      return end(fields, atMs);
+      return end(fields.all(), atMs);
     case "BUSY":
-      return busy(fields, atMs);
+      return busy(fields.all(), atMs);
     case "STRESS":
-      return stress(words, fields, atMs);
+      return stress(fields.words ?? [], fields.all(), atMs);
     case "STOP":
     case "RELOAD":
-      return server(word === "STOP" ? "stop" : "reload", fields, atMs);
+      return server(word === "STOP" ? "stop" : "reload", fields.all(), atMs);
   }
   if (
     fields.pid !== undefined && fields.ip !== undefined && fields.tier !== undefined &&
     fields.lookup !== undefined && fields.waited !== undefined && fields.action !== undefined
-  ) return outcome(word, fields, atMs);
+  ) return outcome(wordOf(word), fields, atMs);
   if ((OUTCOME_EVENTS as readonly string[]).includes(word)) return undefined;
-  return { kind: "event", event: word, fields, words, atMs };
+  return { kind: "event", event: word, fields: fields.all(), words: fields.words ?? [], atMs };
 }
 
-function outcome(
-  event: string,
-  f: Record<string, string>,
-  atMs: number | undefined,
-): OutcomeRecord | undefined {
+/** The tier as a constant string; undefined for `-`, null for what is no tier. */
+function tierOf(v: string): Tier | undefined | null {
+  switch (v) {
+    case "ptr":
+      return "ptr";
+    case "dynamic":
+      return "dynamic";
+    case "noptr":
+      return "noptr";
+    case "-":
+      return undefined;
+    default:
+      return null;
+  }
+}
+
+function outcome(event: string, f: Fields, atMs: number | undefined): OutcomeRecord | undefined {
   const pid = integer(f.pid);
   const waitedSeconds = decimal(f.waited);
   const delaySeconds = f.delay === undefined || f.delay === "-" ? undefined : decimal(f.delay);
-  const tier = f.tier === "-" ? undefined : f.tier;
+  const tier = tierOf(f.tier!);
   if (
     Number.isNaN(pid) || Number.isNaN(waitedSeconds) || Number.isNaN(delaySeconds) ||
-    !address(f.ip) ||
-    (tier !== undefined && tier !== "ptr" && tier !== "dynamic" && tier !== "noptr")
+    !address(f.ip) || tier === null
   ) return undefined;
   const bytes = f.bytes === undefined ? undefined : integer(f.bytes, true);
   if (Number.isNaN(bytes)) return undefined;
@@ -381,12 +523,14 @@ function outcome(
     delaySeconds,
     waitedSeconds,
     action: f.action!,
-    memory: memory === undefined || memory === "-" ? [] : memory.split(","),
+    memory: memory === undefined || memory === "-" ? NO_RULES : memory.split(","),
     bytes,
     data: f.data === undefined ? undefined : orDash(f.data),
     atMs,
   };
 }
+
+const NO_RULES: readonly string[] = Object.freeze([]);
 
 function end(f: Record<string, string>, atMs: number | undefined): EndRecord | undefined {
   const pid = integer(f.pid);
