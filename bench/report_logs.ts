@@ -138,7 +138,13 @@ export async function generateLogs(o: LogOptions): Promise<{ ours: number; files
       }`;
     } else {
       const what = rnd();
-      if (tier === "noptr" && what < 0.1) {
+      if (tier === "ptr") { // a bot with a proper name: it talks at once, or waits and passes
+        text = what < 0.7
+          ? `smtp-delay: info: EARLY ${head} waited=${(0.005 + rnd() * 0.2).toFixed(3)} ` +
+            `action=451 memory=- bytes=${14 + zipf(40)} data=EHLO?localhost??`
+          : `smtp-delay: info: PASS ${head} waited=${(0.255 + rnd() * 0.05).toFixed(3)} ` +
+            `action=exec memory=-`;
+      } else if (tier === "noptr" && what < 0.1) {
         text = `smtp-delay: info: REFUSED ${head} waited=${(0.01 + rnd() * 0.05).toFixed(3)} ` +
           `action=421 memory=${pick(["penalty,box", "maxrate", "conns"])}`;
       } else if (what < 0.62) {

@@ -62,8 +62,14 @@ Deno.test("report --json: the keys, and the counts of the sample's lines", async
   });
   assert.deepEqual(Object.keys(r.waited), ["PASS", "EARLY", "CLOSED", "REFUSED"]);
   assert.deepEqual(r.top_early, [
-    { ip: "192.0.2.66", ptr: null, tier: "noptr", count: 3 },
-    { ip: "192.0.2.3", ptr: "dsl-192-0-2-3.pool.example.net", tier: "dynamic", count: 1 },
+    { ip: "192.0.2.66", ptr: null, tier: "noptr", count: 3, data: "EHLO?spam.example.org??" },
+    {
+      ip: "192.0.2.3",
+      ptr: "dsl-192-0-2-3.pool.example.net",
+      tier: "dynamic",
+      count: 1,
+      data: "HELO?x",
+    },
   ]);
   assert.deepEqual(r.top_refused, [{ ip: "192.0.2.9", ptr: null, tier: "noptr", count: 2 }]);
   assert.deepEqual(r.cost, {

@@ -134,11 +134,13 @@ Deno.test("Tally's top lists: most first, ties by address, the last PTR seen, cu
   tally.add(outcome("REFUSED", "192.0.2.66", "noptr", 0.01));
   const s = tally.summary(3);
   assert.deepEqual(s.topEarly, [
-    { ip: "192.0.2.9", ptr: "dsl-4.example.net", tier: "dynamic", count: 5 },
-    { ip: "192.0.2.4", ptr: "dsl-2.example.net", tier: "dynamic", count: 3 },
-    { ip: "192.0.2.5", ptr: "dsl-2.example.net", tier: "dynamic", count: 3 },
+    { ip: "192.0.2.9", ptr: "dsl-4.example.net", tier: "dynamic", count: 5, data: "EHLO??" },
+    { ip: "192.0.2.4", ptr: "dsl-2.example.net", tier: "dynamic", count: 3, data: "EHLO??" },
+    { ip: "192.0.2.5", ptr: "dsl-2.example.net", tier: "dynamic", count: 3, data: "EHLO??" },
   ]);
-  assert.deepEqual(s.topRefused, [{ ip: "192.0.2.66", ptr: undefined, tier: "noptr", count: 2 }]);
+  assert.deepEqual(s.topRefused, [
+    { ip: "192.0.2.66", ptr: undefined, tier: "noptr", count: 2, data: undefined },
+  ]);
 });
 
 Deno.test("Tally's cost: the seconds that clients that passed waited, and how many clients", () => {

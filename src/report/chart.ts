@@ -53,11 +53,17 @@ function tierScale(tiers: readonly string[]) {
 export function timeChart(s: Summary): Unit | undefined {
   if (s.buckets.length === 0) return undefined;
   const events = Object.keys(s.shares);
-  const values = s.buckets.flatMap((b) =>
-    events.map((event) => ({ t: b.startMs, event, count: b.counts[event] ?? 0 }))
-  );
   const hourly = s.bucketMs === 3_600_000;
   const scale = eventScale(events);
+  // `o`: the stacking order, PASS at the bottom, as in the legend.
+  const values = s.buckets.flatMap((b) =>
+    events.map((event) => ({
+      t: b.startMs,
+      event,
+      o: scale.domain.indexOf(event),
+      count: b.counts[event] ?? 0,
+    }))
+  );
   return {
     title: `Outcomes per ${hourly ? "hour" : "day"} (UTC)`,
     width: WIDTH,
@@ -72,7 +78,13 @@ export function timeChart(s: Summary): Unit | undefined {
         title: null,
         axis: { format: hourly ? "%b %d %H:00" : "%b %d", labelAngle: 0, labelOverlap: true },
       },
-      y: { field: "count", type: "quantitative", aggregate: "sum", title: "connections" },
+      y: {
+        field: "count",
+        type: "quantitative",
+        aggregate: "sum",
+        title: "connections",
+        axis: { tickMinStep: 1, format: "~s" },
+      },
       color: {
         field: "event",
         type: "nominal",
@@ -81,7 +93,7 @@ export function timeChart(s: Summary): Unit | undefined {
         title: "outcome",
         legend: { orient: "top", direction: "horizontal" },
       },
-      order: { field: "event", sort: "descending" },
+      order: { field: "o", type: "quantitative", sort: "ascending" },
     },
   };
 }
@@ -89,39 +101,34 @@ export function timeChart(s: Summary): Unit | undefined {
 /**
  * The seconds waited before talking early (EARLY) and before hanging up
  * (CLOSED), per tier: each bin's share of the tier's clients, side by
- * side; undefined when neither happened.
+ * side, one chart above the other; undefined when neither happened.
  */
 export function waitChart(s: Summary): Unit | undefined {
-  const values: Array<Record<string, unknown>> = [];
+  const parts: Unit[] = [];
+  const tiersSeen = TIER_KEYS.filter((t) =>
+    WAITING_EVENTS.some((event) => s.histogram[event]?.[t] !== undefined)
+  );
   for (const event of WAITING_EVENTS) {
-    for (const tier of TIER_KEYS) {
+    const values: Array<Record<string, unknown>> = [];
+    const counts: string[] = [];
+    for (const tier of tiersSeen) {
       const bins = s.histogram[event]?.[tier];
       if (!bins) continue;
       const n = bins.reduce((a, b) => a + b, 0);
-      bins.forEach((count, i) =>
-        values.push({
-          what: event === "EARLY" ? "talked early (EARLY)" : "hung up (CLOSED)",
-          tier: `${tier} (${n})`,
-          bin: binLabel(i),
-          share: n ? count / n : 0,
-          count,
-        })
-      );
+      counts.push(`${tier} ${n}`);
+      bins.forEach((count, i) => values.push({ tier, bin: binLabel(i), share: count / n, count }));
     }
-  }
-  if (values.length === 0) return undefined;
-  const tiers = [...new Set(values.map((v) => v.tier as string))];
-  const scale = {
-    domain: tiers,
-    range: tiers.map((t) => TIER_COLORS[t.replace(/ \(\d+\)$/, "")] ?? "#79706e"),
-  };
-  return {
-    title: "Seconds waited before talking early or hanging up (share of each tier's clients)",
-    data: { values },
-    facet: { row: { field: "what", type: "nominal", title: null, header: { labelAngle: 0 } } },
-    spec: {
-      width: WIDTH - 140,
-      height: 140,
+    if (values.length === 0) continue;
+    parts.push({
+      title: {
+        text: event === "EARLY"
+          ? "Seconds waited before talking early (EARLY)"
+          : "Seconds waited before hanging up (CLOSED)",
+        subtitle: `share of each tier's clients; clients: ${counts.join(", ")}`,
+      },
+      width: WIDTH - 60,
+      height: 130,
+      data: { values },
       mark: "bar",
       encoding: {
         x: {
@@ -131,24 +138,20 @@ export function waitChart(s: Summary): Unit | undefined {
           title: "seconds waited",
           axis: { labelAngle: 0 },
         },
-        xOffset: { field: "tier", type: "nominal", sort: tiers },
-        y: {
-          field: "share",
-          type: "quantitative",
-          title: "share of clients",
-          axis: { format: ".0%" },
-        },
+        xOffset: { field: "tier", type: "nominal", sort: tiersSeen },
+        y: { field: "share", type: "quantitative", title: null, axis: { format: ".0%" } },
         color: {
           field: "tier",
           type: "nominal",
-          scale,
-          title: "tier (clients)",
+          scale: tierScale(tiersSeen),
+          title: "tier",
           legend: { orient: "top", direction: "horizontal" },
         },
       },
-    },
-    resolve: { scale: { y: "independent" } },
-  };
+    });
+  }
+  if (parts.length === 0) return undefined;
+  return parts.length === 1 ? parts[0] : { vconcat: parts, spacing: 24 };
 }
 
 /** The top early talkers and refused clients, bars coloured by tier; undefined when none. */
@@ -164,7 +167,7 @@ export function topChart(s: Summary): Unit | undefined {
     const tiers = TIER_KEYS.filter((t) => values.some((v) => v.tier === t));
     return {
       title,
-      width: 200,
+      width: WIDTH - 380,
       height: { step: 18 },
       data: { values },
       mark: "bar",
@@ -174,9 +177,14 @@ export function topChart(s: Summary): Unit | undefined {
           type: "nominal",
           sort: { field: "rank", order: "ascending" },
           title: null,
-          axis: { labelLimit: 300 },
+          axis: { labelLimit: 340 },
         },
-        x: { field: "count", type: "quantitative", title: "connections" },
+        x: {
+          field: "count",
+          type: "quantitative",
+          title: "connections",
+          axis: { tickMinStep: 1, format: "~s" },
+        },
         color: { field: "tier", type: "nominal", scale: tierScale(tiers), title: "tier" },
       },
     };
@@ -188,7 +196,7 @@ export function topChart(s: Summary): Unit | undefined {
   if (parts.length === 0) return undefined;
   return parts.length === 1
     ? parts[0]
-    : { hconcat: parts, resolve: { scale: { color: "independent" } } };
+    : { vconcat: parts, spacing: 24, resolve: { scale: { color: "independent" } } };
 }
 
 const CONFIG = {
@@ -200,6 +208,25 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 11 },
 };
 
+/** Vega-Lite's warnings (a scale it merged, say) are for a spec's author: not for the user's terminal. */
+const QUIET = {
+  level() {
+    return QUIET;
+  },
+  error(...args: readonly unknown[]) {
+    throw new Error(`vega-lite: ${args.join(" ")}`);
+  },
+  warn() {
+    return QUIET;
+  },
+  info() {
+    return QUIET;
+  },
+  debug() {
+    return QUIET;
+  },
+};
+
 /** One chart (a unit, facet or concatenation) -> SVG text. */
 export async function render(unit: Unit, title?: string): Promise<string> {
   const spec = {
@@ -209,8 +236,8 @@ export async function render(unit: Unit, title?: string): Promise<string> {
     ...(title ? { title: { text: title, fontSize: 16 } } : {}),
     ...unit,
   } as unknown as Spec;
-  const compiled = vl.compile(spec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  const compiled = vl.compile(spec, { logger: QUIET }).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: "none" }).logLevel(vega.None);
   try {
     return await view.toSVG();
   } finally {
@@ -234,5 +261,8 @@ export async function charts(s: Summary): Promise<{ name: string; svg: string }[
 export async function allInOne(s: Summary, title: string): Promise<string | undefined> {
   const units = [timeChart(s), waitChart(s), topChart(s)].filter((u) => u !== undefined);
   if (units.length === 0) return undefined;
-  return await render({ vconcat: units, spacing: 28 }, title);
+  return await render(
+    { vconcat: units, spacing: 28, resolve: { scale: { color: "independent" } } },
+    title,
+  );
 }

@@ -13,7 +13,8 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.000Z$/, "Z").replace("T", " ");
+/** A time to the second, UTC: `2026-12-01 08:00:00`. */
+const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const sec = (x: number) => x.toFixed(3);
 
@@ -28,7 +29,7 @@ p.sub { color: #555; margin: 0 0 16px; }
 .card span { color: #555; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
+th:first-child, td:first-child, .text { text-align: left; }
 th { background: #f5f5f5; }
 td.text { font-family: monospace; word-break: break-all; max-width: 420px; }
 figure { margin: 8px 0; overflow-x: auto; }
@@ -40,7 +41,8 @@ function table(
   rows: readonly (readonly string[])[],
   text = new Set<number>(),
 ): string {
-  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
+  const th = head.map((h, i) => `<th${text.has(i) ? ' class="text"' : ""}>${escapeHtml(h)}</th>`)
+    .join("");
   const trs = rows.map((r) =>
     "<tr>" + r.map((c, i) =>
       `<td${text.has(i) ? ' class="text"' : ""}>${escapeHtml(c)}</td>`
@@ -54,12 +56,18 @@ function figures(p: Percentiles): string[] {
   return [String(p.n), sec(p.p50), sec(p.p90), sec(p.p99), sec(p.max)];
 }
 
-function talkers(list: readonly Talker[]): string {
+function talkers(list: readonly Talker[], data: boolean): string {
   if (list.length === 0) return "<p>None.</p>";
   return table(
-    ["count", "ip", "tier", "ptr"],
-    list.map((t) => [String(t.count), t.ip, t.tier, t.ptr ?? "-"]),
-    new Set([1, 3]),
+    ["count", "ip", "tier", "ptr", ...(data ? ["first bytes, last time"] : [])],
+    list.map((t) => [
+      String(t.count),
+      t.ip,
+      t.tier,
+      t.ptr ?? "-",
+      ...(data ? [t.data ?? "-"] : []),
+    ]),
+    new Set([1, 3, 4]),
   );
 }
 
@@ -118,9 +126,9 @@ export function formatHtml(s: Summary, charts: ReadonlyMap<string, string>): str
     `<h2>Top early talkers and refused clients</h2>`,
     figure("top clients"),
     `<h3>Early talkers</h3>`,
-    talkers(s.topEarly),
+    talkers(s.topEarly, true),
     `<h3>Refused</h3>`,
-    talkers(s.topRefused),
+    talkers(s.topRefused, false),
     `<footer>smtp-delay report; times in UTC; percentiles are nearest-rank over the seconds ` +
     `logged.</footer>`,
   ];

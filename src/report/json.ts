@@ -24,7 +24,13 @@ function mapValues<T, U>(o: Readonly<Record<string, T>>, f: (t: T) => U): Record
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 }
 
-const talker = (t: Talker) => ({ ip: t.ip, ptr: t.ptr ?? null, tier: t.tier, count: t.count });
+const talker = (t: Talker) => ({
+  ip: t.ip,
+  ptr: t.ptr ?? null,
+  tier: t.tier,
+  count: t.count,
+  ...(t.data === undefined ? {} : { data: t.data }),
+});
 
 /** The JSON object of a summary (a plain value: JSON.stringify writes it). */
 export function reportObject(s: Summary, period: Period): Record<string, unknown> {

@@ -90,6 +90,8 @@ export interface Talker {
   readonly ptr: string | undefined;
   readonly tier: TierKey;
   readonly count: number;
+  /** EARLY: the first bytes it sent, the last time (cleaned, as logged). */
+  readonly data: string | undefined;
 }
 
 /** One bar of the outcomes over time: its start and the count of each event. */
@@ -151,6 +153,7 @@ interface Counted {
   count: number;
   ptr: string | undefined;
   tier: TierKey;
+  data: string | undefined;
 }
 
 /** The figures, as the lines come. */
@@ -388,11 +391,13 @@ function count(m: Map<string, Counted>, r: OutcomeRecord): void {
     c.count++;
     if (r.ptr !== undefined && r.ptr !== c.ptr) c.ptr = own(r.ptr);
     if (r.tier !== undefined) c.tier = r.tier;
+    if (r.data !== undefined && r.data !== c.data) c.data = own(r.data);
   } else {
     m.set(own(r.ip), {
       count: 1,
       ptr: r.ptr === undefined ? undefined : own(r.ptr),
       tier: r.tier ?? NO_TIER,
+      data: r.data === undefined ? undefined : own(r.data),
     });
   }
 }
@@ -407,7 +412,13 @@ function own(s: string): string {
 
 /** The `n` clients counted most, most first; ties by address, so the list is the same every run. */
 export function topOf(m: ReadonlyMap<string, Counted>, n: number): Talker[] {
-  const all = [...m].map(([ip, c]) => ({ ip, ptr: c.ptr, tier: c.tier, count: c.count }));
+  const all = [...m].map(([ip, c]) => ({
+    ip,
+    ptr: c.ptr,
+    tier: c.tier,
+    count: c.count,
+    data: c.data,
+  }));
   all.sort((a, b) => b.count - a.count || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
   return all.slice(0, n);
 }
