@@ -47,8 +47,8 @@ export interface ServeConfig {
   readonly gid: number | undefined;
   /** -1: print the local port on stdout once listening. */
   readonly printPort: boolean;
-  /** --metrics: where the Prometheus endpoint listens; undefined: no endpoint. */
-  readonly metrics: ListenAddress | undefined;
+  /** --metrics: where the Prometheus endpoint listens; absent: no endpoint. */
+  readonly metrics?: ListenAddress;
   /** The screening's options, as parseConfig takes them (program appended). */
   readonly screening: readonly string[];
   readonly program: readonly string[];
@@ -237,9 +237,9 @@ export function parseServe(
     uid,
     gid,
     printPort: has("1"),
-    metrics: last("--metrics") === undefined
-      ? undefined
-      : parseListenAddress(last("--metrics")!, "--metrics"),
+    ...(last("--metrics") === undefined
+      ? {}
+      : { metrics: parseListenAddress(last("--metrics")!, "--metrics") }),
     screening: Object.freeze(screening),
     program: Object.freeze(program),
   });
