@@ -116,10 +116,16 @@ bench-burst: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/burst.ts
 	$(DENO) fmt -q bench/results/burst.md
 
+# What the metrics cost: serve's work per line and per scrape, serve under
+# hostile scrapers, smtp-delay metrics reading a directory; markdown on stdout
+# (bench/results/metrics.md keeps a run).
+bench-metrics: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/metrics.ts
+
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst bench-metrics demo clean

@@ -1,7 +1,8 @@
 /**
  * smtp-delay: wiring only. The filter: config -> client -> screen (watch,
- * lookup, decide) -> act. `smtp-delay serve` (src/serve/) and `smtp-delay
- * state` (src/admin.ts) load their modules only when asked for.
+ * lookup, decide) -> act. `smtp-delay serve` (src/serve/), `smtp-delay
+ * state` (src/admin.ts) and `smtp-delay metrics` (src/metrics/) load their
+ * modules only when asked for.
  * The one place that exits: 0 after an answer or a hang-up, 100 for bad
  * usage, 111 when the next program cannot run or the system fails.
  */
@@ -30,6 +31,10 @@ async function run(): Promise<number> {
   if (Deno.args[0] === "report") { // src/report/: reads logs, never imported by the filter
     const { report } = await import("./src/report/report.ts");
     return await report(Deno.args.slice(1));
+  }
+  if (Deno.args[0] === "metrics") {
+    const { metrics } = await import("./src/metrics/command.ts");
+    return await metrics(Deno.args.slice(1));
   }
   const request = parseConfig(Deno.args, env);
   if (request.kind === "print") {

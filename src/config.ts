@@ -38,6 +38,7 @@ export function helpText(): string {
     "       smtp-delay serve [tcpserver options] [serve options] [options]",
     "                        HOST PORT prog [arg ...]",
     "       smtp-delay state [--store URL] show ADDR | list | forgive ADDR | expire",
+    "       smtp-delay metrics [--since TIME] HOST:PORT DIR",
     "       smtp-delay --help | --version",
     "",
     "Options, and the variables that set them per client (the variable wins):",
@@ -61,7 +62,8 @@ export function helpText(): string {
     ...lines(CAP_SETTINGS),
     "",
     "serve takes tcpserver's -1 -c N -x CDB -X -h -H -l NAME -b N -q -Q -v -R -U",
-    "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N.",
+    "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N,",
+    "--metrics HOST:PORT (Prometheus's /metrics; metrics counts a multilog DIR).",
     "Exit codes: 0 answered or hung up, 100 usage, 111 temporary failure.",
   ].join("\n");
 }

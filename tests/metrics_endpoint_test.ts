@@ -118,7 +118,7 @@ Deno.test("a client that sends nothing is closed at the deadline", async () => {
   await withEndpoint(FAST, async (e) => {
     const { text, ms } = await ask(e.port, "");
     assert.equal(text, "");
-    assert.ok(ms >= FAST.deadlineMs - 20 && ms < FAST.deadlineMs + 300, `${ms} ms`);
+    assert.ok(ms >= FAST.deadlineMs - 20 && ms < FAST.deadlineMs + 1000, `${ms} ms`);
   });
 });
 
@@ -162,7 +162,7 @@ Deno.test("a slow sender that never finishes is closed at the deadline", async (
       }
       await reader;
       const ms = performance.now() - t0;
-      assert.ok(ms < FAST.deadlineMs + 300, `${ms} ms`);
+      assert.ok(ms < FAST.deadlineMs + 1000, `${ms} ms`);
       assert.ok(e.reads <= FAST.deadlineMs / FAST.readPauseMs + 2, `${e.reads} reads`);
     } finally {
       conn.close();
@@ -211,7 +211,7 @@ Deno.test("a scraper that never reads holds its connection until the deadline, n
       const { text } = await ask(e.port, "HEAD /metrics HTTP/1.1\r\n\r\n");
       const ms = performance.now() - t0;
       assert.match(text, /^HTTP\/1\.1 200 /);
-      assert.ok(ms >= FAST.deadlineMs - 100 && ms < FAST.deadlineMs + 300, `${ms} ms`);
+      assert.ok(ms >= FAST.deadlineMs - 100 && ms < FAST.deadlineMs + 1000, `${ms} ms`);
     } finally {
       stuck.close();
     }
