@@ -118,7 +118,7 @@ bench-burst: all
 
 # What the metrics cost: serve's work per line and per scrape, serve under
 # hostile scrapers, smtp-delay metrics reading a directory; markdown on stdout
-# (bench/results/metrics.md keeps a run).
+# (bench/results/metrics-20261205.md keeps a run).
 bench-metrics: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/metrics.ts
 
