@@ -122,6 +122,19 @@ bench-burst: all
 bench-metrics: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/metrics.ts
 
+# smtp-delay report on 30 days of made-up logs (bench/report_logs.ts, kept in
+# build/bench-report/), 5,000,000 lines, on one core: bench/results/report.md.
+bench-report: $(DENO_DEP)
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/report_bench.ts
+	$(DENO) fmt -q bench/results/report.md
+
+# The report's page on three days of made-up logs, drawn by headless Chromium
+# (scripts/deps.sh installs it): docs/report.png, which README's "Report" shows.
+report-demo: $(DENO_DEP)
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/report_demo.ts
+
+.PHONY: bench-report report-demo
+
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 

@@ -66,7 +66,7 @@ export async function generateLogs(o: LogOptions): Promise<{ ours: number; files
   const zipf = (n: number) => Math.floor(n * rnd() ** 3); // a few addresses most often
   const ip = (pool: number, base: number) => {
     const k = base + zipf(pool);
-    return `${10 + (k >> 16) % 200}.${(k >> 8) & 255}.${k & 255}.${(k * 7) & 255}`;
+    return `198.${18 + ((k >> 16) & 1)}.${(k >> 8) & 255}.${k & 255}`; // RFC 2544's range
   };
   const enc = new TextEncoder();
   let chunk: string[] = [];
@@ -110,7 +110,7 @@ export async function generateLogs(o: LogOptions): Promise<{ ours: number; files
     lastMs = ms;
     // Each address keeps its tier: mail servers mostly ptr, bots mostly dynamic or noptr.
     const bot = rnd() < 0.5;
-    const address = bot ? ip(60_000, 0) : ip(3_000, 5_000_000);
+    const address = bot ? ip(60_000, 0) : ip(3_000, 70_000);
     const h = hash(address);
     const tier: Tier = bot
       ? (h < 0.05 ? "ptr" : h < 0.45 ? "dynamic" : "noptr")

@@ -38,6 +38,7 @@ wanted=(
   svscan:daemontools               # the run files: envuidgid, setuidgid, softlimit, multilog, supervise
   qpsmtpd-forkserver:qpsmtpd       # a real SMTP server behind the run files' test
   groff:groff-base                 # tests/doc_test.ts renders smtp-delay.8
+  chromium:chromium                # tests/report_page_test.ts and make report-demo draw the report
 )
 need=()
 for pair in "${wanted[@]}"; do

@@ -39,6 +39,8 @@ export function helpText(): string {
     "                        HOST PORT prog [arg ...]",
     "       smtp-delay state [--store URL] show ADDR | list | forgive ADDR | expire",
     "       smtp-delay metrics [--since TIME] HOST:PORT DIR",
+    "       smtp-delay report [--since TIME] [--until TIME] [--json] [--html FILE]",
+    "                         [--svg FILE] [FILE|DIR ...]",
     "       smtp-delay --help | --version",
     "",
     "Options, and the variables that set them per client (the variable wins):",
