@@ -62,6 +62,7 @@ const SHAPES: Row[] = [
       delaySeconds: 0.25,
       waitedSeconds: 0.262,
       action: "exec",
+      would: undefined,
       memory: ["passed"],
       bytes: undefined,
       data: undefined,
@@ -81,6 +82,7 @@ const SHAPES: Row[] = [
       delaySeconds: 26,
       waitedSeconds: 0.031,
       action: "451",
+      would: undefined,
       memory: [],
       bytes: 24,
       data: "EHLO?spam.example.org??",
@@ -100,6 +102,7 @@ const SHAPES: Row[] = [
       delaySeconds: 16,
       waitedSeconds: 5.004,
       action: "exit",
+      would: undefined,
       memory: [],
       bytes: undefined,
       data: undefined,
@@ -119,6 +122,7 @@ const SHAPES: Row[] = [
       delaySeconds: 26,
       waitedSeconds: 0.048,
       action: "421",
+      would: undefined,
       memory: [],
       bytes: undefined,
       data: undefined,
@@ -139,6 +143,7 @@ const SHAPES: Row[] = [
       delaySeconds: undefined,
       waitedSeconds: 0.001,
       action: "421",
+      would: undefined,
       memory: ["penalty", "box"],
       bytes: undefined,
       data: undefined,
@@ -159,9 +164,31 @@ const SHAPES: Row[] = [
       delaySeconds: undefined,
       waitedSeconds: 0.002,
       action: "rblsmtpd",
+      would: undefined,
       memory: ["off"],
       bytes: -1,
       data: undefined,
+      ...base,
+    },
+  ],
+  [
+    // --action ignore: handed on after the delay, and what enforcing would have done.
+    "smtp-delay: info: EARLY pid=4715 ip=192.0.2.4 tier=noptr ptr=- lookup=none delay=26.000 waited=26.004 action=ignore would=451 memory=penalty bytes=6 data=EHLO??",
+    {
+      kind: "outcome",
+      event: "EARLY",
+      pid: 4715,
+      ip: "192.0.2.4",
+      tier: "noptr",
+      ptr: undefined,
+      lookup: "none",
+      delaySeconds: 26,
+      waitedSeconds: 26.004,
+      action: "ignore",
+      would: "451",
+      memory: ["penalty"],
+      bytes: 6,
+      data: "EHLO??",
       ...base,
     },
   ],
@@ -285,6 +312,7 @@ Deno.test("parseLine() takes what log.ts writes back as it was written", () => {
     delaySeconds: 16,
     waitedSeconds: 1.234,
     action: "451",
+    would: undefined,
     memory: ["penalty", "rate"],
     bytes: 6,
     data: "EHLO??[31m??<b>",
@@ -388,4 +416,24 @@ Deno.test("parseLine() ignores fields a later version adds, wherever they stand"
   const record = parseLine(line);
   assert.equal(record?.kind, "outcome");
   assert.equal(record?.kind === "outcome" && record.waitedSeconds, 0.262);
+});
+
+Deno.test("parseLine() reads log.ts's --action ignore line: action=ignore, would=", () => {
+  const line = formatOutcome({
+    event: "refused",
+    pid: 1,
+    ip: "192.0.2.9",
+    tier: "noptr",
+    ptr: undefined,
+    lookup: "none",
+    delayMs: 26_000,
+    waitedMs: 26_010,
+    action: "ignore",
+    would: "421",
+    memory: "box",
+  });
+  const record = parseLine(line);
+  assert.equal(record?.kind, "outcome", line);
+  if (record?.kind !== "outcome") return;
+  assert.deepEqual([record.event, record.action, record.would], ["REFUSED", "ignore", "421"]);
 });

@@ -214,3 +214,26 @@ Deno.test("Tally's outcomes over time: per UTC day beyond 3 days, or when the pe
     assert.deepEqual(s.buckets[6], { startMs: T0, counts: { PASS: 1 } });
   });
 });
+
+Deno.test("Tally: --action ignore lines count by their event, apart in `ignored`, out of the waits", () => {
+  const tally = new Tally();
+  tally.add(outcome("EARLY", "192.0.2.4", "noptr", 0.05));
+  for (const would of ["451", "451", "rblsmtpd"]) {
+    const line = "smtp-delay: info: EARLY pid=1 ip=192.0.2.5 tier=noptr ptr=- lookup=none " +
+      `delay=26.000 waited=26.010 action=ignore would=${would} memory=- bytes=6 data=EHLO??`;
+    tally.add(parseLine(line)!);
+  }
+  tally.add(
+    parseLine(
+      "smtp-delay: info: REFUSED pid=2 ip=192.0.2.6 tier=noptr ptr=- lookup=none delay=26.000 " +
+        "waited=26.010 action=ignore would=421 memory=box",
+    )!,
+  );
+  const s = tally.summary();
+  assert.deepEqual(s.events, { EARLY: 4, REFUSED: 1 });
+  assert.deepEqual(s.ignored, { EARLY: { "451": 2, rblsmtpd: 1 }, REFUSED: { "421": 1 } });
+  assert.equal(s.waited.EARLY?.n, 1, "the delay an ignored client waited is not when it talked");
+  assert.equal(s.waited.EARLY?.max, 0.05);
+  assert.equal(s.waited.REFUSED, undefined);
+  assert.equal(s.topEarly[0]?.ip, "192.0.2.5", "an ignored early talker is still an early talker");
+});

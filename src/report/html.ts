@@ -7,6 +7,7 @@
  */
 import { type Percentiles, type Summary, type Talker, TIER_KEYS } from "./stats.ts";
 import { EVENT_COLORS } from "./chart.ts";
+import { ignoredText } from "./text.ts";
 
 /** Text for HTML, in an element or a quoted attribute: & < > " ' escaped. */
 export function escapeHtml(text: string): string {
@@ -107,6 +108,7 @@ export function formatHtml(s: Summary, charts: ReadonlyMap<string, string>): str
     `<h2>Outcomes</h2>`,
     figure("outcomes over time"),
     table(["event", "count", "share", ...tiers], outcomeRows),
+    ignoredText(s) ? `<p>${escapeHtml(ignoredText(s))}.</p>` : "",
     otherEvents.length
       ? `<p>Other lines: ${escapeHtml(otherEvents.map(([e, n]) => `${e} ${n}`).join(", "))}.</p>`
       : "",

@@ -62,6 +62,7 @@ export function reportObject(s: Summary, period: Period): Record<string, unknown
       seconds: s.cost.seconds ? figures(s.cost.seconds) : null,
       by_tier: mapValues(s.cost.byTier, figures),
     },
+    ignored: s.ignored,
     top_early: s.topEarly.map(talker),
     top_refused: s.topRefused.map(talker),
     over_time: {

@@ -40,8 +40,10 @@ export interface OutcomeRecord extends Stamped {
   readonly lookup: string;
   readonly delaySeconds: number | undefined;
   readonly waitedSeconds: number;
-  /** exec | justdelay | relay | 451 | 421 | rblsmtpd | exit */
+  /** exec | justdelay | relay | 451 | 421 | rblsmtpd | exit | ignore */
   readonly action: string;
+  /** action=ignore (--action ignore): what enforcing would have done, 451 | 421 | rblsmtpd. */
+  readonly would: string | undefined;
   /** The memory's rules that applied: [] for `-`; ["off"], ["down"] as written. */
   readonly memory: readonly string[];
   /** EARLY: the bytes waiting (-1 when they could not be counted). */
@@ -523,6 +525,7 @@ function outcome(event: string, f: Fields, atMs: number | undefined): OutcomeRec
     delaySeconds,
     waitedSeconds,
     action: f.action!,
+    would: f.would,
     memory: memory === undefined || memory === "-" ? NO_RULES : memory.split(","),
     bytes,
     data: f.data === undefined ? undefined : orDash(f.data),

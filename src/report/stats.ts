@@ -139,6 +139,12 @@ export interface Summary {
   };
   readonly topEarly: readonly Talker[];
   readonly topRefused: readonly Talker[];
+  /**
+   * --action ignore: per event, what enforcing would have done and how
+   * often (`would=`). These clients were handed on after their delay: their
+   * `waited` is the delay, not when they talked, and stays out of `waited`.
+   */
+  readonly ignored: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** Outcomes over time, per hour or per day (`bucketMs`), oldest first; empty without stamps. */
   readonly buckets: readonly Bucket[];
   readonly bucketMs: number;
@@ -172,6 +178,8 @@ export class Tally {
   private readonly early = new Map<string, Counted>();
   private readonly refused = new Map<string, Counted>();
   private readonly passedClients = new Set<string>();
+  /** action=ignore: event -> would -> count. */
+  private readonly ignored = new Map<string, Map<string, number>>();
   /** Outcomes per hour: hour number (ms / HOUR_MS) -> event -> count. */
   private readonly hours = new Map<number, Map<string, number>>();
   /** The last hour counted and its counts: lines come in time order, mostly. */
@@ -243,15 +251,24 @@ export class Tally {
     const tier = r.tier ?? NO_TIER;
     this.tier(tier, r.event);
     this.hour(r.atMs, r.event);
+    if (r.would !== undefined) {
+      let m = this.ignored.get(r.event);
+      if (!m) this.ignored.set(r.event, m = new Map());
+      m.set(r.would, (m.get(r.would) ?? 0) + 1);
+    } else this.wait(tier, r);
+    if (r.event === "PASS") {
+      if (!this.passedClients.has(r.ip)) this.passedClients.add(own(r.ip));
+    } else if (r.event === "EARLY") count(this.early, r);
+    else if (r.event === "REFUSED") count(this.refused, r);
+  }
+
+  /** The seconds `r` waited, under its tier and event. */
+  private wait(tier: string, r: OutcomeRecord): void {
     let byEvent = this.waits.get(tier);
     if (!byEvent) this.waits.set(tier, byEvent = new Map());
     let v = byEvent.get(r.event);
     if (!v) byEvent.set(r.event, v = new Values());
     v.push(r.waitedSeconds);
-    if (r.event === "PASS") {
-      if (!this.passedClients.has(r.ip)) this.passedClients.add(own(r.ip));
-    } else if (r.event === "EARLY") count(this.early, r);
-    else if (r.event === "REFUSED") count(this.refused, r);
   }
 
   /** The figures so far; `top` entries in each top list. */
@@ -319,6 +336,11 @@ export class Tally {
         seconds: waited.PASS,
         byTier: costByTier,
       },
+      ignored: Object.fromEntries(
+        this.sortedEvents(this.ignored.keys()).map((
+          e,
+        ) => [e, Object.fromEntries(this.ignored.get(e)!)]),
+      ),
       topEarly: topOf(this.early, top),
       topRefused: topOf(this.refused, top),
       ...this.buckets(),

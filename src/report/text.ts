@@ -56,6 +56,8 @@ export function formatText(s: Summary): string {
   }
   const tierTotals = tiers.map((t) => Object.values(s.tiers[t]!).reduce((a, b) => a + b, 0));
   out.push("  " + row(["all", s.connections, s.connections ? "100.0%" : "-", ...tierTotals], w1));
+  const ignored = ignoredText(s);
+  if (ignored) out.push(`  ${ignored}`);
   const others = Object.entries(s.events).filter(([e]) => !(e in s.shares));
   if (others.length) {
     out.push("  other lines: " + others.map(([e, n]) => `${e} ${n}`).join(", "));
@@ -108,6 +110,14 @@ export function formatText(s: Summary): string {
   out.push("", "Top early talkers", ...talkers(s.topEarly));
   out.push("", "Top refused clients", ...talkers(s.topRefused));
   return out.join("\n") + "\n";
+}
+
+/** `--action ignore` handed on: EARLY 12 (would 451), ...; "" when none. */
+export function ignoredText(s: Summary): string {
+  const parts = Object.entries(s.ignored).flatMap(([event, would]) =>
+    Object.entries(would).map(([what, n]) => `${event} ${n} (would ${what})`)
+  );
+  return parts.length ? `handed on by --action ignore: ${parts.join(", ")}` : "";
 }
 
 function numbers(p: Percentiles): Array<string | number> {
