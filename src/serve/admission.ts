@@ -3,11 +3,13 @@
  * batches, answers 421 at once those it has no room for (`--waiting`,
  * `--per-ip`, no file descriptor left), counts each client's connections
  * by key (an IPv4 address, an IPv6 /64) until they end, and says when serve
- * enters and leaves stress mode.
+ * enters and leaves stress mode. A connection from a load balancer of
+ * `--proxy` is counted for its client once the waiting room has read the
+ * client's address from its header (`countAs`), not for the balancer.
  */
 import { answer } from "../handoff.ts";
 import { keyOf } from "../history.ts";
-import { formatIp } from "../ip.ts";
+import { formatIp, type Ip } from "../ip.ts";
 import {
   type Address,
   EAGAIN,
@@ -23,6 +25,7 @@ import * as log from "../log.ts";
 import type { EventLoop } from "../loop.ts";
 import { reply } from "../reply.ts";
 import type { ServeConfig } from "./options.ts";
+import { trusts } from "./proxy.ts";
 
 /** Most connections accepted per wake-up, so that waiting clients are served too. */
 const ACCEPT_BATCH = 64;
@@ -40,11 +43,19 @@ export interface Admitted {
   readonly id: number;
   /** Serve was in stress mode when this client arrived. */
   readonly stressed: boolean;
+  /**
+   * It comes from a load balancer of --proxy: a PROXY header comes first,
+   * and the connection counts for no key until `countAs`.
+   */
+  readonly proxied: boolean;
 }
 
 export class Admission {
-  /** Connection ids (waiting, or running a child) and their clients' keys. */
-  private readonly open = new Map<number, string>();
+  /**
+   * Connection ids (waiting, or running a child) and their clients' keys;
+   * undefined while a proxied connection's client is not known yet.
+   */
+  private readonly open = new Map<number, string | undefined>();
   /** Connections open per key, for --per-ip. */
   private readonly perKey = new Map<string, number>();
   private nextId = 1;
@@ -83,9 +94,10 @@ export class Admission {
 
   /** Connection `id` is over: it no longer counts for its key. */
   release(id: number): void {
+    if (!this.open.has(id)) return;
     const key = this.open.get(id);
-    if (key === undefined) return;
     this.open.delete(id);
+    if (key === undefined) return;
     const n = (this.perKey.get(key) ?? 1) - 1;
     if (n > 0) this.perKey.set(key, n);
     else this.perKey.delete(key);
@@ -110,6 +122,25 @@ export class Admission {
     }
   }
 
+  /**
+   * A proxied connection's client is `ip` (from its header): it counts for
+   * that client's key from now on. False when the key is at --per-ip
+   * already: the caller answers BUSY and closes.
+   */
+  countAs(id: number, ip: Ip): boolean {
+    if (!this.open.has(id) || this.open.get(id) !== undefined) return true;
+    const key = keyOf(ip);
+    if (this.full(key)) return false;
+    this.open.set(id, key);
+    this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
+    return true;
+  }
+
+  /** Whether `key` has --per-ip connections open already. */
+  private full(key: string): boolean {
+    return this.options.maxPerIp > 0 && (this.perKey.get(key) ?? 0) >= this.options.maxPerIp;
+  }
+
   /** 421 and FIN (the caller closes): no room, or no rules to trust. */
   busy(fd: number, ip: string, why: string): void {
     answer(this.libc, reply(421, FULL_TEXT), fd, fd);
@@ -128,17 +159,19 @@ export class Admission {
         this.refuse(got.fd, got.remote, "waiting");
         continue;
       }
-      const key = keyOf(got.remote.ip);
-      if (this.options.maxPerIp > 0 && (this.perKey.get(key) ?? 0) >= this.options.maxPerIp) {
+      // A load balancer's connection is counted for its client, once the header names it.
+      const proxied = this.options.proxy !== undefined && trusts(this.options.proxy, got.remote.ip);
+      const key = proxied ? undefined : keyOf(got.remote.ip);
+      if (key !== undefined && this.full(key)) {
         this.refuse(got.fd, got.remote, "per-ip");
         continue;
       }
       const id = this.nextId++;
       this.open.set(id, key);
-      this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
+      if (key !== undefined) this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
       // Stress is what this client found on arrival; its own arrival may start it for the next.
       const stressed = this.stressed;
-      this.admit({ fd: got.fd, remote: got.remote, id, stressed });
+      this.admit({ fd: got.fd, remote: got.remote, id, stressed, proxied });
       this.updateStress();
     }
   }

@@ -11,10 +11,11 @@ import { FILTER_OPTIONS, MAX_COUNT } from "../config.ts";
 import { type OptionSet, scanOptions } from "../getopt.ts";
 import { type Ip, parseIp } from "../ip.ts";
 import { UsageError } from "../usage_error.ts";
+import { type Net, parseNets } from "./proxy.ts";
 
 export const SERVE_USAGE = "usage: smtp-delay serve [-1hHqQvRUX] [-c N] [-x rules.cdb] " +
   "[-l NAME] [-b N] [-u UID] [-g GID] [--waiting N] [--per-ip N] [--stress N] [--stress-delay N] " +
-  "[--metrics HOST:PORT] [screening options] " +
+  "[--metrics HOST:PORT] [--proxy CIDR,...] [screening options] " +
   "HOST PORT prog [arg ...]";
 
 /** The server's own settings; the screening's come from parseConfig per connection. */
@@ -49,6 +50,11 @@ export interface ServeConfig {
   readonly printPort: boolean;
   /** --metrics: where the Prometheus endpoint listens; absent: no endpoint. */
   readonly metrics?: ListenAddress;
+  /**
+   * --proxy: the load balancers whose connections start with a PROXY
+   * protocol header (proxy.ts); absent: none, every peer is the client.
+   */
+  readonly proxy?: readonly Net[];
   /** The screening's options, as parseConfig takes them (program appended). */
   readonly screening: readonly string[];
   readonly program: readonly string[];
@@ -67,7 +73,7 @@ const BACKLOG = 4096;
 
 const SERVE_FLAGS = new Set(["1", "h", "H", "q", "Q", "v", "R", "U", "X"]);
 const SERVE_VALUES = new Set(["c", "x", "l", "b", "u", "g"]);
-const SERVE_LONG = new Set(["waiting", "per-ip", "stress", "stress-delay", "metrics"]);
+const SERVE_LONG = new Set(["waiting", "per-ip", "stress", "stress-delay", "metrics", "proxy"]);
 /** tcpserver options whose letters smtp-delay does not take (or uses for the screening). */
 const NOT_TAKEN = new Set(["p", "r", "o", "O", "B", "4", "6", "I"]);
 
@@ -240,6 +246,7 @@ export function parseServe(
     ...(last("--metrics") === undefined
       ? {}
       : { metrics: parseListenAddress(last("--metrics")!, "--metrics") }),
+    ...(last("--proxy") === undefined ? {} : { proxy: parseNets(last("--proxy")!, "--proxy") }),
     screening: Object.freeze(screening),
     program: Object.freeze(program),
   });

@@ -82,6 +82,7 @@ class Server {
       rules: this.rules,
       baseEnv: baseEnv(env),
       busy: (fd, ip, why) => this.admission.busy(fd, ip, why),
+      countAs: (id, ip) => this.admission.countAs(id, ip),
       handOn: (passed) => this.children.handOn(passed),
       release,
       changed: () => this.admission.updateStress(),

@@ -1,15 +1,17 @@
 /**
- * The waiting room: the clients in the screening. Each is watched through
- * the server's epoll set (one-shot: its first byte or its hang-up settles
- * it), looked up in the rules (and by name, with -h), screened as the
- * per-connection filter screens (src/screen.ts), and then, answered or let
- * go here, or handed to the children (children.ts) when it passed.
+ * The waiting room: the clients in the screening. A load balancer's
+ * connection (--proxy) first has its PROXY header read (proxy.ts), whose
+ * client is the client from then on. Each is watched through the server's
+ * epoll set (one-shot: its first byte or its hang-up settles it), looked up
+ * in the rules (and by name, with -h), screened as the per-connection
+ * filter screens (src/screen.ts), and then, answered or let go here, or
+ * handed to the children (children.ts) when it passed.
  */
 import { act } from "../act.ts";
 import { type Client, readClient } from "../client.ts";
 import type { Config } from "../config.ts";
-import { formatIp } from "../ip.ts";
-import { EPOLLIN, EPOLLONESHOT, EPOLLRDHUP, type Libc } from "../libc.ts";
+import { formatIp, type Ip } from "../ip.ts";
+import { type Address, EPOLLIN, EPOLLONESHOT, EPOLLRDHUP, type Libc } from "../libc.ts";
 import * as log from "../log.ts";
 import type { EventLoop } from "../loop.ts";
 import type { Lookup } from "../rdns.ts";
@@ -21,6 +23,7 @@ import type { Passed } from "./children.ts";
 import type { Holder } from "./holder.ts";
 import { type Connection, connectionVars, denyLine } from "./lines.ts";
 import type { ServeConfig } from "./options.ts";
+import { HEADER_DEADLINE_MS, proxyLine, readHeader } from "./proxy.ts";
 import type { Rules } from "./rules_file.ts";
 import type { Settings } from "./settings.ts";
 
@@ -78,6 +81,8 @@ export interface RoomParts {
   readonly baseEnv: Readonly<Record<string, string>>;
   /** 421 to a client whose rules cannot be read (admission's BUSY line). */
   busy(fd: number, ip: string, why: string): void;
+  /** A proxied connection's client is `ip`: counted for --per-ip; false when at the cap. */
+  countAs(id: number, ip: Ip): boolean;
   /** A client that passed: a child starts for it, now or when one ends. */
   handOn(passed: Passed): void;
   /** A connection that got no child is over. */
@@ -87,7 +92,8 @@ export interface RoomParts {
 }
 
 export class WaitingRoom {
-  private readonly clients = new Map<number, Waiting>();
+  /** Their sockets: from the accept (a proxied one's header not read yet) to the hand-off. */
+  private readonly clients = new Set<number>();
 
   constructor(private readonly parts: RoomParts) {}
 
@@ -98,20 +104,50 @@ export class WaitingRoom {
 
   /** Takes a client admitted: from here on it is watched, until it is handed on or let go. */
   take(client: Admitted): void {
-    const w = new Waiting(client.fd, this.parts.libc);
-    this.clients.set(client.fd, w);
-    this.parts.loop.add(client.fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (r) => w.settle(r));
-    this.screen(client, w).catch((e) => {
+    this.clients.add(client.fd);
+    this.screen(client).catch((e) => {
       log.warning(`unable to serve a client: ${e instanceof Error ? e.message : e}`);
     });
   }
 
-  /** One client's way through the room: rules, the screening, then a child or an answer. */
-  private async screen({ fd, remote, id, stressed }: Admitted, w: Waiting): Promise<void> {
+  /**
+   * The client's address and the server's: the socket's, or those of a load
+   * balancer's PROXY header (read first, within its deadline), for whose
+   * client the connection counts from then on. Undefined: the connection is
+   * dropped (no valid header: a PROXY line) or refused (--per-ip: BUSY).
+   */
+  private async endsOf(
+    { fd, remote, id, proxied }: Admitted,
+  ): Promise<{ remote: Address; local: Address } | undefined> {
+    const { libc } = this.parts;
+    if (!proxied) return { remote, local: libc.localAddress(fd) };
+    const read = await readHeader(libc, this.parts.loop, fd, HEADER_DEADLINE_MS, now);
+    if (read.kind === "failed") {
+      log.event(proxyLine(remote.ip, read));
+      return undefined;
+    }
+    const ends = read.header.kind === "proxied"
+      ? { remote: read.header.source, local: read.header.destination }
+      : { remote, local: libc.localAddress(fd) };
+    if (!this.parts.countAs(id, ends.remote.ip)) {
+      this.parts.busy(fd, formatIp(ends.remote.ip), "per-ip");
+      return undefined;
+    }
+    return ends;
+  }
+
+  /** One client's way through the room: its header, rules, the screening, then a child or an answer. */
+  private async screen(admitted: Admitted): Promise<void> {
+    const { fd, id, stressed } = admitted;
     const { options, libc, settings } = this.parts;
     let passed: Passed | undefined;
     try {
-      const local = libc.localAddress(fd);
+      const ends = await this.endsOf(admitted);
+      if (!ends) return;
+      const { remote, local } = ends;
+      // Watched from here: the bytes after a header are the client's own, early if they came.
+      const w = new Waiting(fd, libc);
+      this.parts.loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, (r) => w.settle(r));
       const conn: Connection = {
         local: { ip: formatIp(local.ip), port: local.port, host: undefined },
         remote: { ip: formatIp(remote.ip), port: remote.port, host: undefined },
