@@ -65,7 +65,8 @@ export function helpText(): string {
     "",
     "serve takes tcpserver's -1 -c N -x CDB -X -h -H -l NAME -b N -q -Q -v -R -U",
     "-u UID -g GID, and --waiting N, --per-ip N, --stress N, --stress-delay N,",
-    "--metrics HOST:PORT (Prometheus's /metrics; metrics counts a multilog DIR).",
+    "--metrics HOST:PORT (Prometheus's /metrics; metrics counts a multilog DIR),",
+    "--proxy CIDR,... (the load balancers that send a PROXY protocol header).",
     "Exit codes: 0 answered or hung up, 100 usage, 111 temporary failure.",
   ].join("\n");
 }
