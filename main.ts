@@ -32,6 +32,10 @@ async function run(): Promise<number> {
     const { report } = await import("./src/report/report.ts");
     return await report(Deno.args.slice(1));
   }
+  if (Deno.args[0] === "allowlist") { // src/spf/: an allowlist from SPF records, for cron
+    const { allowlist } = await import("./src/spf/command.ts");
+    return await allowlist(Deno.args.slice(1), env);
+  }
   if (Deno.args[0] === "metrics") {
     const { metrics } = await import("./src/metrics/command.ts");
     return await metrics(Deno.args.slice(1));

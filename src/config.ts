@@ -41,6 +41,7 @@ export function helpText(): string {
     "       smtp-delay metrics [--since TIME] HOST:PORT DIR",
     "       smtp-delay report [--since TIME] [--until TIME] [--json] [--html FILE]",
     "                         [--svg FILE] [FILE|DIR ...]",
+    "       smtp-delay allowlist spf DOMAIN ...",
     "       smtp-delay --help | --version",
     "",
     "Options, and the variables that set them per client (the variable wins):",
