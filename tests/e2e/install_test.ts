@@ -175,6 +175,9 @@ Deno.test(
             `DENO_DIR=${dir}/none`, // does not exist, and nobody cannot create it
             `${lib}/deno`,
             "run",
+            // Without a cache, Deno would first look deno.lock's npm packages
+            // up on the registry, a wait on the network, not the CPU measured.
+            "--cached-only",
             "--no-code-cache",
             "--config",
             `${lib}/deno.json`,
