@@ -96,10 +96,18 @@ export function formatIpShort(ip: Ip): string {
   return `${head}::${tail}`;
 }
 
-/** The name a PTR query asks for: d.c.b.a.in-addr.arpa or the ip6.arpa nibbles. */
-export function reverseName(ip: Ip): string {
-  if (ip.family === 4) return [...ip.bytes].reverse().join(".") + ".in-addr.arpa";
+/**
+ * The address's labels in reverse, as PTR and DNSBL queries name it: the
+ * four octets (`4.3.2.1` for 1.2.3.4), or the 32 nibbles of IPv6, lowest first.
+ */
+export function reversedLabels(ip: Ip): string {
+  if (ip.family === 4) return [...ip.bytes].reverse().join(".");
   const nibbles: string[] = [];
   for (const b of ip.bytes) nibbles.push((b >> 4).toString(16), (b & 0xf).toString(16));
-  return nibbles.reverse().join(".") + ".ip6.arpa";
+  return nibbles.reverse().join(".");
+}
+
+/** The name a PTR query asks for: d.c.b.a.in-addr.arpa or the ip6.arpa nibbles. */
+export function reverseName(ip: Ip): string {
+  return reversedLabels(ip) + (ip.family === 4 ? ".in-addr.arpa" : ".ip6.arpa");
 }
