@@ -4,11 +4,12 @@
  * "bytes waiting" from "peer closed", cannot hand a socket to a child or
  * watch a socket without reading it; libc can.
  *
- * The symbols come in two groups, each bound on its first use, once per
+ * The symbols come in three groups, each bound on its first use, once per
  * process: the screening's (poll, FIONREAD, peek, read, write, exec, alarm,
- * /proc), which every connection of the per-connection filter pays for, and
- * the server's (sockets, epoll, posix_spawn, pidfd, limits, uid), which only
- * serve and a relaying filter bind. Every fd made here is close-on-exec: a
+ * /proc), which every connection of the per-connection filter pays for, the
+ * lists' (a UDP socket for their queries), and the server's (sockets, epoll,
+ * posix_spawn, pidfd, limits, uid), which only serve and a relaying filter
+ * bind. Every fd made here is close-on-exec: a
  * child gets the client on fd 0/1 and fd 2, nothing else.
  */
 import { type Ip, ipFromBytes } from "./ip.ts";
@@ -45,6 +46,8 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const MSG_NOSIGNAL = 0x4000;
 const SOCK_NONBLOCK = 0o4000;
 const F_GETFL = 3;
 const F_SETFL = 4;
@@ -124,6 +127,18 @@ export interface Libc {
    */
   exec(argv: readonly string[]): string;
 
+  // The lists' (a group of its own: only a client asked about bound it).
+
+  /**
+   * A UDP socket connected to `ip`:`port` (so that only its answers come
+   * in), non-blocking, on a port the kernel picks; throws SysError.
+   */
+  datagramSocket(ip: Ip, port: number): number;
+  /** Sends one datagram; the bytes sent, or -errno. */
+  sendDatagram(fd: number, bytes: Uint8Array): number;
+  /** The next datagram waiting into `buf` (its length), or -errno (EAGAIN: none). */
+  receiveDatagram(fd: number, buf: Uint8Array): number;
+
   // The server's (and a relaying filter's).
 
   /** A listening TCP socket on `ip`:`port` (IPv6 `::` takes IPv4 too), non-blocking. */
@@ -199,6 +214,12 @@ const SCREENING = {
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
 
+const DATAGRAM = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+} as const;
+
 const SERVER = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -237,6 +258,7 @@ const SERVER = {
 
 type ScreeningSymbols = Deno.DynamicLibrary<typeof SCREENING>["symbols"];
 type ServerSymbols = Deno.DynamicLibrary<typeof SERVER>["symbols"];
+type DatagramSymbols = Deno.DynamicLibrary<typeof DATAGRAM>["symbols"];
 
 let opened: Libc | undefined;
 
@@ -333,7 +355,40 @@ function wrap(): Libc {
     throw new SysError(code, `unable to ${doing}: ${describe(code)}`);
   };
   const bound: Bound = { sym, errno, describe, fail };
-  return { ...screeningCalls(bound), ...serverCalls(bound) };
+  return { ...screeningCalls(bound), ...datagramCalls(bound), ...serverCalls(bound) };
+}
+
+/** The calls of the lists' queries. */
+type DatagramCalls = Pick<Libc, "datagramSocket" | "sendDatagram" | "receiveDatagram">;
+
+function datagramCalls({ sym, errno, describe }: Bound): DatagramCalls {
+  let datagram: DatagramSymbols | undefined;
+  const own = () => datagram ??= Deno.dlopen("libc.so.6", DATAGRAM).symbols;
+  return {
+    datagramSocket(ip, port) {
+      const family = ip.family === 4 ? AF_INET : AF_INET6;
+      const fd = own().socket(family, SOCK_DGRAM | SOCK_NONBLOCK | O_CLOEXEC, 0);
+      if (fd < 0) {
+        const e = errno();
+        throw new SysError(e, `unable to create a socket: ${describe(e)}`);
+      }
+      const addr = sockaddr(ip, port);
+      if (own().connect(fd, addr, addr.length) < 0) {
+        const e = errno();
+        sym().close(fd);
+        throw new SysError(e, `unable to connect to the name server: ${describe(e)}`);
+      }
+      return fd;
+    },
+    sendDatagram(fd, bytes) {
+      const n = Number(own().send(fd, bytes, BigInt(bytes.length), MSG_NOSIGNAL | MSG_DONTWAIT));
+      return n < 0 ? -errno() : n;
+    },
+    receiveDatagram(fd, buf) {
+      const n = Number(sym().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
+      return n < 0 ? -errno() : n;
+    },
+  };
 }
 
 function screeningCalls({ sym, errno, describe }: Bound): ScreeningCalls {
@@ -399,7 +454,9 @@ function screeningCalls({ sym, errno, describe }: Bound): ScreeningCalls {
 }
 
 /** The server's calls (and a relaying filter's): their symbols bound at the first of them. */
-function serverCalls({ sym, errno, describe, fail }: Bound): Omit<Libc, keyof ScreeningCalls> {
+function serverCalls(
+  { sym, errno, describe, fail }: Bound,
+): Omit<Libc, keyof ScreeningCalls | keyof DatagramCalls> {
   let server: ServerSymbols | undefined;
   const serverSym = () => server ??= bindServer();
 
