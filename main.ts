@@ -62,7 +62,9 @@ async function run(): Promise<number> {
     patterns,
     allow,
     watcher,
-    hold: (ms) => Promise.resolve(watcher.waitSync(ms)), // nothing else to do meanwhile
+    // Nothing else to do meanwhile, unless the lists may answer.
+    hold: (ms, until) =>
+      until ? watcher.waitAsync(ms, until) : Promise.resolve(watcher.waitSync(ms)),
     pause: (ms) => c.sleep(ms),
     send: (text) => void c.writeAll(1, new TextEncoder().encode(text)),
     remember: async () => {
@@ -71,6 +73,7 @@ async function run(): Promise<number> {
     },
     now,
     roll: Math.random() * 100,
+    asker: { libc: c },
   });
   const startMs = now() - screened.waitedMs;
   const acted = await act(screened, config, {

@@ -42,6 +42,7 @@ decide(request.config, {
   delayOver: true,
   memory: undefined,
   exempt: false,
+  listed: undefined,
 });
 const line = formatOutcome({
   event: "pass",

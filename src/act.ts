@@ -12,6 +12,7 @@ import type { Libc } from "./libc.ts";
 import * as log from "./log.ts";
 import type { Memory } from "./remember.ts";
 import type { Screened } from "./screen.ts";
+import type { ListCache } from "./store/store.ts";
 
 /** A program the mode started, or why it could not start it. */
 export type Started = { pid: number; status?: number } | { failed: string };
@@ -62,15 +63,15 @@ export async function act(
   const { verdict, watched } = screened;
   const peek = () => watched.kind === "early" ? libc.peek(hand.input, log.MAX_FIELD) : undefined;
   if (verdict.kind === "drop") {
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, undefined));
-    await recordDeparture(screened.memory, departureOf(verdict));
+    log.outcome(outcomeOf(screened, hand.ip, hand.pid, undefined, false, !!config.lists));
+    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
     return { kind: "let go" };
   }
   if (verdict.kind === "reply") {
     const peeked = peek();
     const sent = answer(libc, verdict.reply, hand.input, hand.output);
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, peeked ?? sent));
-    await recordDeparture(screened.memory, departureOf(verdict));
+    log.outcome(outcomeOf(screened, hand.ip, hand.pid, peeked ?? sent, false, !!config.lists));
+    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
     return { kind: "let go" };
   }
   const data = peek();
@@ -79,20 +80,20 @@ export async function act(
     log.warning(noRblsmtpdWarning(config.program));
   }
   if (hand.inPlace) {
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, data, relayed));
-    await recordDeparture(screened.memory, departureOf(verdict));
+    log.outcome(outcomeOf(screened, hand.ip, hand.pid, data, relayed, !!config.lists));
+    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
   }
   const started = await hand.start(exportsOf(screened), relayed);
   if ("failed" in started) {
     if (!hand.inPlace) {
-      log.outcome(outcomeOf(screened, hand.ip, hand.pid, data));
-      await recordDeparture(screened.memory, "gone");
+      log.outcome(outcomeOf(screened, hand.ip, hand.pid, data, false, !!config.lists));
+      await recordDeparture(screened.memory, "gone", screened.answers);
     }
     return { kind: "failed", reason: started.failed };
   }
   if (!hand.inPlace) {
-    log.outcome(outcomeOf(screened, hand.ip, started.pid, data, relayed));
-    await recordDeparture(screened.memory, departureOf(verdict));
+    log.outcome(outcomeOf(screened, hand.ip, started.pid, data, relayed, !!config.lists));
+    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
   }
   return { kind: "started", pid: started.pid, status: started.status };
 }
@@ -104,6 +105,7 @@ export function outcomeOf(
   pid: number,
   data: Uint8Array | undefined,
   relayed = false,
+  lists = false,
 ): log.Outcome {
   const { verdict, watched } = screened;
   const would = verdict.kind === "pass" ? verdict.would : undefined;
@@ -115,7 +117,7 @@ export function outcomeOf(
     ? "ignore"
     : verdict.event !== "pass"
     ? "rblsmtpd"
-    : verdict.rblsmtpd === ""
+    : verdict.rblsmtpd === "" && !verdict.allowed
     ? "justdelay"
     : relayed
     ? "relay"
@@ -132,6 +134,9 @@ export function outcomeOf(
     action,
     ...(would ? { would } : {}),
     memory: screened.notes,
+    ...(lists
+      ? { lists: { score: screened.listed?.score, hits: screened.listed?.hits ?? [] } }
+      : {}),
     ...(watched.kind === "early" ? { bytes: watched.bytes, data } : {}),
   };
 }
@@ -153,12 +158,17 @@ export function exportsOf(screened: Screened): Record<string, string> {
 /** How the connection left the screening, for the memory. */
 export function departureOf(verdict: Screened["verdict"]): Departure {
   if (verdict.event === "early") return "early";
+  if (verdict.kind === "pass" && verdict.allowed) return "allowed";
   return verdict.kind === "pass" && verdict.event === "pass" ? "pass" : "gone";
 }
 
-/** Records the departure in the memory (when there is one); logs a failure. */
-export async function recordDeparture(memory: Memory, how: Departure): Promise<void> {
+/** Records the departure, and the lists' answers, in the memory (if there is one); logs a failure. */
+export async function recordDeparture(
+  memory: Memory,
+  how: Departure,
+  answers?: ListCache,
+): Promise<void> {
   if (memory.kind !== "on") return;
-  const failure = await memory.remembered.depart(how);
+  const failure = await memory.remembered.depart(how, answers);
   if (failure) log.warning(`unable to remember the outcome: ${failure}`);
 }

@@ -8,6 +8,16 @@ import type { Tier } from "./classify.ts";
 import { type Option, type OptionSet, scanOptions } from "./getopt.ts";
 import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
+import {
+  DEFAULT_ALLOW_THRESHOLD,
+  DEFAULT_BLOCK_THRESHOLD,
+  DEFAULT_REPLY,
+  type Lists,
+  parseReply,
+  parseSpecs,
+  parseThreshold,
+  unreachable,
+} from "./lists/spec.ts";
 import { parseStoreUrl, type StoreUrl } from "./store/url.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -61,6 +71,11 @@ export function helpText(): string {
     "  --action WORD               SMTPDELAY_ACTION: enforce, ignore (log only)",
     "  --teaser TEXT               SMTPDELAY_TEASER: 220-TEXT as the delay starts",
     "  --teaser-tiers LIST         SMTPDELAY_TEASER_TIERS [noptr,dynamic]",
+    "  --dnsbl SPEC                SMTPDELAY_DNSBL (SPECs between spaces): a list,",
+    "                              ZONE[=FILTER][*WEIGHT], repeatable [none]",
+    "  --dnsbl-threshold N         SMTPDELAY_DNSBL_THRESHOLD: refused at [1]",
+    "  --dnswl-threshold N         SMTPDELAY_DNSWL_THRESHOLD: no delay at [-1]",
+    "  --dnsbl-reply 'CODE TEXT'   SMTPDELAY_DNSBL_REPLY [421 ...blocklist...]",
     ...lines(MEMORY_SETTINGS),
     ...lines(CAP_SETTINGS),
     "",
@@ -112,6 +127,8 @@ export interface Config {
   readonly teaser: string | undefined;
   /** --teaser-tiers: the tiers that get the teaser. */
   readonly teaserTiers: readonly Tier[];
+  /** --dnsbl and its thresholds and reply; undefined: no list. */
+  readonly lists: Lists | undefined;
   /** The next program and its arguments. */
   readonly program: readonly string[];
 }
@@ -299,6 +316,10 @@ const LONG_OPTIONS: ReadonlySet<string> = new Set([
   "action",
   "teaser",
   "teaser-tiers",
+  "dnsbl",
+  "dnsbl-threshold",
+  "dnswl-threshold",
+  "dnsbl-reply",
   ...SETTINGS.map(({ option }) => option),
 ]);
 
@@ -402,6 +423,58 @@ function withoutStore(
   return warnings;
 }
 
+/** The settings of the lists that do nothing without one. */
+const LIST_SETTINGS = [
+  { option: "dnsbl-threshold", variable: "SMTPDELAY_DNSBL_THRESHOLD" },
+  { option: "dnswl-threshold", variable: "SMTPDELAY_DNSWL_THRESHOLD" },
+  { option: "dnsbl-reply", variable: "SMTPDELAY_DNSBL_REPLY" },
+] as const;
+
+/**
+ * The lists: SMTPDELAY_DNSBL's SPECs (spaces between; `none`: no list),
+ * else every --dnsbl; their thresholds and reply, each variable over its
+ * option. Warnings: a threshold or reply in effect for a client without
+ * lists (unless SMTPDELAY_DNSBL=none says so), a threshold no sum of
+ * weights reaches. A run file's threshold beside lists that tcprules sets
+ * for some clients is not a usage error: the others would lose their session.
+ */
+function listsOf(
+  options: readonly Option[],
+  env: Readonly<Record<string, string | undefined>>,
+  given: (option: string, variable: string) => { text: string; what: string } | undefined,
+): { lists: Lists | undefined; warnings: string[] } {
+  const fromOptions = parseSpecs(
+    options.filter((o) => o.name === "--dnsbl").map((o) => o.value),
+    "--dnsbl",
+  );
+  const text = env.SMTPDELAY_DNSBL?.trim();
+  const specs = text ? parseSpecs(text.split(/\s+/), "SMTPDELAY_DNSBL") : fromOptions;
+  const warnings: string[] = [];
+  if (specs.length === 0) {
+    for (const { option, variable } of LIST_SETTINGS) {
+      const set = given(option, variable);
+      if (set && text !== "none") {
+        warnings.push(`${set.what} does nothing without lists (--dnsbl, SMTPDELAY_DNSBL)`);
+      }
+    }
+    return { lists: undefined, warnings };
+  }
+  const block = given("dnsbl-threshold", "SMTPDELAY_DNSBL_THRESHOLD");
+  const allow = given("dnswl-threshold", "SMTPDELAY_DNSWL_THRESHOLD");
+  const reply = given("dnsbl-reply", "SMTPDELAY_DNSBL_REPLY");
+  const lists: Lists = Object.freeze({
+    specs: Object.freeze(specs),
+    zones: Object.freeze([...new Set(specs.map((spec) => spec.zone))]),
+    blockThreshold: block ? parseThreshold(block.text, 1, block.what) : DEFAULT_BLOCK_THRESHOLD,
+    allowThreshold: allow ? parseThreshold(allow.text, -1, allow.what) : DEFAULT_ALLOW_THRESHOLD,
+    reply: reply ? parseReply(reply.text, reply.what) : DEFAULT_REPLY,
+  });
+  warnings.push(
+    ...unreachable(lists, block?.what ?? "--dnsbl-threshold", allow?.what ?? "--dnswl-threshold"),
+  );
+  return { lists, warnings };
+}
+
 /** Environment variables that override an option for one client (tcprules). */
 const ENV_OVERRIDES = [
   ["SMTPDELAYd", "d"],
@@ -455,7 +528,11 @@ export function parseConfig(
     if (name === "--action") parseAction(value, name);
     if (name === "--teaser" && value !== "") parseTeaser(value, name);
     if (name === "--teaser-tiers") parseTeaserTiers(value, name);
+    if (name === "--dnsbl-threshold") parseThreshold(value, 1, name);
+    if (name === "--dnswl-threshold") parseThreshold(value, -1, name);
+    if (name === "--dnsbl-reply") parseReply(value, name);
   }
+  const listed = listsOf(options, env, given);
   /** A setting's value: the variable's, else the option's, else the default. */
   const valueOf: RowMaker<number> = (option, variable, unit, fallback) => {
     const found = given(option, variable);
@@ -479,7 +556,10 @@ export function parseConfig(
   const teaserTiers = tiersGiven
     ? parseTeaserTiers(tiersGiven.text, tiersGiven.what)
     : DEFAULT_TEASER_TIERS;
-  const warnings = withoutStore(options, env, storeGiven);
+  const warnings = [...withoutStore(options, env, storeGiven), ...listed.warnings];
+  if (listed.lists && numbers.get("t") === 0) {
+    warnings.push("the lists (--dnsbl, SMTPDELAY_DNSBL) are never asked with -t 0");
+  }
   if (tiersGiven && teaser === undefined) {
     warnings.push(`${tiersGiven.what} does nothing without a teaser (--teaser)`);
   }
@@ -513,6 +593,7 @@ export function parseConfig(
       action,
       teaser,
       teaserTiers: Object.freeze([...teaserTiers]),
+      lists: listed.lists,
       program: Object.freeze([...rest]),
     }),
   };

@@ -6,7 +6,13 @@
  * here atomically; `recall` turns a record into the facts the decision uses.
  */
 import { formatIp, formatIpShort, type Ip } from "./ip.ts";
-import type { Change, ClientRecord, LiveConn } from "./store/store.ts";
+import {
+  type Change,
+  type ClientRecord,
+  type ListCache,
+  type LiveConn,
+  MAX_CACHED_ZONES,
+} from "./store/store.ts";
 
 /** The memory's settings, all in ms or counts; 0 switches a limit off. */
 export interface MemoryConfig {
@@ -52,6 +58,7 @@ export function expiresAt(record: ClientRecord, config: MemoryConfig, now: numbe
     (record.lastStrikeAt ?? 0) + config.penaltyTtlMs,
     record.boxUntil ?? 0,
     ...record.live.map((conn) => conn.at + config.liveTtlMs),
+    ...Object.values(record.lists?.zones ?? {}).map((answer) => answer.until),
   ];
   return Math.max(...times);
 }
@@ -88,18 +95,48 @@ export type Departure =
   | "pass"
   /** Talked before the banner: a strike. */
   | "early"
+  /** Handed on at once by the lists' score: still open, but no pass (it waited for nothing). */
+  | "allowed"
   /** Anything else: hung up, refused. */
   | "gone";
+
+/**
+ * The lists' answers kept: `fresh` over those of `old` for the same
+ * address (another address of an IPv6 /64 replaces them), the expired ones
+ * dropped, the latest MAX_CACHED_ZONES kept; undefined when none is left.
+ */
+export function keepAnswers(
+  old: ListCache | undefined,
+  fresh: ListCache | undefined,
+  now: number,
+): ListCache | undefined {
+  const base = fresh && old?.ip !== fresh.ip ? undefined : old;
+  const entries = [...Object.entries(base?.zones ?? {}), ...Object.entries(fresh?.zones ?? {})]
+    .filter(([, answer]) => answer.until > now);
+  if (entries.length === 0) return undefined;
+  const zones = Object.fromEntries(entries.slice(-MAX_CACHED_ZONES));
+  return { ip: fresh?.ip ?? base!.ip, zones };
+}
 
 /**
  * A connection's outcome: a pass is remembered (and the connection stays
  * open, now in the next program); an early talk is a strike, and the K-th
  * strike puts the key in the box, for twice as long as the box before.
+ * `answers`: the lists' answers got for it, kept until their TTLs end.
  */
-export function depart(config: MemoryConfig, now: number, me: LiveConn, how: Departure): Change {
+export function depart(
+  config: MemoryConfig,
+  now: number,
+  me: LiveConn,
+  how: Departure,
+  answers?: ListCache,
+): Change {
   return (old) => {
-    const record = old ?? EMPTY;
+    const lists = keepAnswers(old?.lists, answers, now);
+    const { lists: _dropped, ...rest } = old ?? EMPTY;
+    const record: ClientRecord = lists ? { ...rest, lists } : rest;
     if (how === "pass") return changed({ ...record, lastPassAt: now }, config, now);
+    if (how === "allowed") return changed(record, config, now);
     const live = record.live.filter((conn) => !sameConn(conn, me));
     if (how === "gone") return changed({ ...record, live }, config, now);
     const recent = record.lastStrikeAt !== undefined &&
@@ -139,11 +176,27 @@ export interface Recall {
   readonly open: number;
   /** The wait the reconnect rate asks for (0: none). */
   readonly rateWaitMs: number;
+  /** The lists' answers kept for this address, by zone, still valid. */
+  readonly answers: ReadonlyMap<string, readonly string[]>;
 }
 
-/** What `record` says, at `now`, of a client that just arrived. */
-export function recall(record: ClientRecord, config: MemoryConfig, now: number): Recall {
+/**
+ * What `record` says, at `now`, of a client that just arrived from `ip`
+ * (formatIpShort's text: the lists' answers kept are for one address).
+ */
+export function recall(
+  record: ClientRecord,
+  config: MemoryConfig,
+  now: number,
+  ip?: string,
+): Recall {
   const { lastPassAt, lastStrikeAt, boxUntil } = record;
+  const answers = new Map<string, readonly string[]>();
+  if (record.lists && record.lists.ip === ip) {
+    for (const [zone, answer] of Object.entries(record.lists.zones)) {
+      if (answer.until > now) answers.set(zone, answer.a);
+    }
+  }
   const arrivals = record.arrivals.filter((at) => at > now - config.windowMs).length;
   const over = config.rate > 0 ? arrivals - config.rate : 0;
   return {
@@ -153,5 +206,6 @@ export function recall(record: ClientRecord, config: MemoryConfig, now: number):
     arrivals,
     open: Math.max(record.live.length - 1, 0),
     rateWaitMs: over > 0 ? Math.min(config.rateCapMs, over * config.rateStepMs) : 0,
+    answers,
   };
 }

@@ -20,12 +20,17 @@ export interface Outcome {
   readonly lookup: string;
   readonly delayMs: number | undefined;
   readonly waitedMs: number;
-  /** exec | justdelay | relay | 451 | 421 | rblsmtpd | exit | ignore */
+  /** exec | justdelay | relay | 451 | 421 (or --dnsbl-reply's code) | rblsmtpd | exit | ignore */
   readonly action: string;
   /** action=ignore: what enforcing would have done (451, 421, rblsmtpd). */
   readonly would?: string;
   /** The memory's rules that applied, comma-separated ("" for none): see README. */
   readonly memory: string;
+  /**
+   * With lists configured: the score at the verdict (undefined: not asked)
+   * and the zones that hit.
+   */
+  readonly lists?: { readonly score: number | undefined; readonly hits: readonly string[] };
   /** EARLY only: bytes waiting when the client was caught, and the first of them. */
   readonly bytes?: number;
   readonly data?: Uint8Array | undefined;
@@ -33,6 +38,9 @@ export interface Outcome {
 
 /** Longest field kept in a log line. */
 export const MAX_FIELD = 100;
+
+/** Longest `lists=` field: zones are the admin's, and a key in one can make it long. */
+const MAX_LISTS = 1000;
 
 /** Bytes or text for a log field: 33..126 kept, anything else `?`, cut at `max`, "-" if empty. */
 export function clean(value: string | Uint8Array | undefined, max = MAX_FIELD): string {
@@ -69,6 +77,9 @@ export function formatOutcome(o: Outcome): string {
     `delay=${o.delayMs === undefined ? "-" : seconds(o.delayMs)} waited=${seconds(o.waitedMs)}`,
     `action=${o.action}${o.would ? ` would=${o.would}` : ""} memory=${clean(o.memory)}`,
   ];
+  if (o.lists) {
+    fields.push(`score=${o.lists.score ?? "-"} lists=${clean(o.lists.hits.join(","), MAX_LISTS)}`);
+  }
   if (o.event === "early") fields.push(`bytes=${o.bytes ?? -1} data=${clean(o.data)}`);
   return `${PREFIX}info: ${fields.join(" ")}`;
 }

@@ -6,17 +6,20 @@
  */
 import type { Config } from "./config.ts";
 import { arrive, depart, type Departure, keyOf, type Recall, recall } from "./history.ts";
-import type { Ip } from "./ip.ts";
+import { formatIpShort, type Ip } from "./ip.ts";
 import type { Libc } from "./libc.ts";
 import { openStore } from "./store/open.ts";
-import type { LiveConn, Store } from "./store/store.ts";
+import type { ListCache, LiveConn, Store } from "./store/store.ts";
 
 /** This connection as the memory sees it. */
 export interface Remembered {
   /** What the key's record says, this arrival included. */
   readonly recalled: Recall;
-  /** Records how the connection ended; resolves to an error message, or undefined. */
-  depart(how: Departure): Promise<string | undefined>;
+  /**
+   * Records how the connection ended, and the lists' answers got for it;
+   * resolves to an error message, or undefined.
+   */
+  depart(how: Departure, answers?: ListCache): Promise<string | undefined>;
 }
 
 /** The memory of one connection, or why there is none. */
@@ -79,10 +82,10 @@ export async function remember(
     return {
       kind: "on",
       remembered: {
-        recalled: recall(record!, config.memory, Date.now()),
-        async depart(how) {
+        recalled: recall(record!, config.memory, Date.now(), formatIpShort(ip)),
+        async depart(how, answers) {
           try {
-            await opened.update(key, depart(config.memory, Date.now(), me, how));
+            await opened.update(key, depart(config.memory, Date.now(), me, how, answers));
             return undefined;
           } catch (e) {
             return (e as Error).message;

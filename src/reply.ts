@@ -21,6 +21,6 @@ export function printable(text: string, max: number): string {
 }
 
 /** One SMTP reply line: three-digit code, space, cleaned text, CRLF. */
-export function reply(code: 421 | 451, text: string): string {
+export function reply(code: number, text: string): string {
   return `${code} ${printable(text, MAX_TEXT)}\r\n`;
 }

@@ -11,9 +11,13 @@ import type { Config } from "./config.ts";
 import { decide, delayFor, type Facts, memoryRefusal, type Verdict } from "./decide.ts";
 import type { Recall } from "./history.ts";
 import type { Ip } from "./ip.ts";
+import type { Datagrams, Follow } from "./lists/ask.ts";
+import type { Listing } from "./lists/listing.ts";
+import type { Judgement } from "./lists/score.ts";
 import * as log from "./log.ts";
 import { type Lookup, lookupPtr, nameOf } from "./rdns.ts";
 import type { Memory } from "./remember.ts";
+import type { ListCache } from "./store/store.ts";
 import type { Watch, Watched } from "./watch.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -34,8 +38,11 @@ export interface Screening {
   readonly patterns: readonly RegExp[] | undefined;
   readonly allow: Exemptions | undefined;
   readonly watcher: Watch;
-  /** Waits until the client acts or `ms` pass (the delay itself). */
-  hold(ms: number): Promise<Watched>;
+  /**
+   * Waits until the client acts or `ms` pass (the delay itself), or
+   * `until` resolves (the lists' score decided the client).
+   */
+  hold(ms: number, until?: Promise<unknown>): Promise<Watched>;
   /** Waits `ms`, watching nothing: the rest of a delay once a client has acted (--action ignore). */
   pause(ms: number): Promise<void>;
   /** Writes `text` to the client (the teaser). */
@@ -47,6 +54,11 @@ export interface Screening {
   readonly roll: number;
   /** A lookup already done (serve's -h) when it found no name: not asked again. */
   readonly looked?: Lookup;
+  /**
+   * How the lists' queries are sent, and their socket watched (undefined:
+   * poll on a helper thread, the filter's way); used only with --dnsbl.
+   */
+  readonly asker: { readonly libc: Datagrams; readonly follow?: Follow };
 }
 
 /** The verdict and everything the outcome line and the hand-off need. */
@@ -61,6 +73,10 @@ export interface Screened {
   /** The memory's notes for `memory=`. */
   readonly notes: string;
   readonly memory: Memory;
+  /** The lists' score at the verdict; undefined when they were not asked. */
+  readonly listed: Judgement | undefined;
+  /** The lists' answers got from the DNS, for the memory. */
+  readonly answers: ListCache | undefined;
 }
 
 const OFF: Memory = { kind: "off" };
@@ -81,30 +97,40 @@ function recallOf(memory: Memory): Recall | undefined {
 /**
  * The PTR lookup, raced with the watch: it may take until -t, and never
  * longer than the noptr delay. Undefined when the client talked or hung up
- * first (the verdict needs no name then); with `pause` (--action ignore,
- * where a client that talked still waits out its tier's delay), only a
- * hang-up ends it, and `pause` keeps the deadline.
+ * first, or `until` resolved (the lists decided): the verdict needs no name
+ * then. With `pause` (--action ignore, where a client that talked still
+ * waits out its tier's delay), only a hang-up ends it, and `pause` keeps
+ * the deadline.
  */
 export async function lookupWhileWatching(
   ip: Ip,
   config: Config,
   watcher: Watch,
   pause?: (ms: number) => Promise<void>,
+  until?: Promise<unknown>,
 ): Promise<Lookup | undefined> {
   const deadlineMs = Math.min(config.lookupTimeoutMs, config.delayMs.noptr);
   if (deadlineMs <= 0) return { kind: "skipped" };
   const started = performance.now();
   const stop = new AbortController();
+  let decided = false;
+  void until?.then(() => decided = true); // before the watch's own reaction to `until`
   const looking = lookupPtr(ip, config.nameServer, stop.signal);
   let first = await Promise.race([
     looking,
-    watcher.waitAsync(deadlineMs).then((watched) => watched.kind),
+    watcher.waitAsync(deadlineMs, until).then((watched) => watched.kind),
   ]);
-  if (first === "early" && pause) {
+  if (first === "early" && pause && !decided) {
     const left = deadlineMs - (performance.now() - started);
-    first = await Promise.race([looking, pause(left).then(() => "quiet" as const)]);
+    const paused = pause(left).then(() => "quiet" as const);
+    first = await Promise.race([
+      looking,
+      paused,
+      ...(until ? [until.then(() => "quiet" as const)] : []),
+    ]);
   }
-  if (first === "early" || first === "closed") {
+  if (typeof first === "object") return first;
+  if (first === "early" || first === "closed" || decided) {
     stop.abort();
     return undefined;
   }
@@ -135,32 +161,97 @@ export async function loadExemptions(path: string | undefined): Promise<Exemptio
   };
 }
 
+/**
+ * Starts asking the lists about the client (undefined: no lists, or none
+ * to ask: SMTPDELAY=JUSTDELAY, -t 0), with the memory's answers for it.
+ * Loaded only then: a run file without lists pays nothing for them.
+ */
+async function startListing(
+  s: Screening,
+  recalled: Recall | undefined,
+): Promise<Listing | undefined> {
+  const { config, client } = s;
+  if (!config.lists || config.justDelay || config.lookupTimeoutMs <= 0) return undefined;
+  const [{ Listing }, { listServer, polled, readResolvConf }] = await Promise.all([
+    import("./lists/listing.ts"),
+    import("./lists/ask.ts"),
+  ]);
+  return new Listing({
+    lists: config.lists,
+    ip: client.ip,
+    ipText: client.ipText,
+    server: listServer(config.nameServer, config.nameServer ? undefined : readResolvConf()),
+    cached: recalled?.answers,
+    libc: s.asker.libc,
+    follow: s.asker.follow ?? polled(s.asker.libc),
+    deadlineMs: config.lookupTimeoutMs,
+    wallNow: Date.now,
+  });
+}
+
+/**
+ * Resolves when the lists' score ends the screening: the allowlists'
+ * (handed on) or the blocklists' (refused); never with --action ignore,
+ * where every client waits its delay and the score is only logged.
+ */
+function endedBy(listing: Listing, ignoring: boolean): Promise<void> {
+  return listing.decisive.then(() => {
+    const verdict = listing.judge().verdict;
+    const ends = !ignoring && (verdict === "allow" || verdict === "block");
+    return ends ? undefined : new Promise<never>(() => {});
+  });
+}
+
 /** Screens one connection: the watch must have started when the connection did. */
 export async function screen(s: Screening): Promise<Screened> {
+  let listing: Listing | undefined;
+  try {
+    return await screening(s, (started) => listing = started);
+  } finally {
+    listing?.abandon(); // a zone still asked about when the verdict came is not needed
+  }
+}
+
+async function screening(
+  s: Screening,
+  started: (listing: Listing | undefined) => void,
+): Promise<Screened> {
   const { config, client, allow, watcher } = s;
   const start = s.now();
   const remember = () => config.store.kind === "none" ? Promise.resolve(OFF) : s.remember();
 
-  // RELAYCLIENT and the allowlist: no delay, no limits, no memory, handed on at once.
+  // RELAYCLIENT and the allowlist: no delay, no limits, no memory, no lists, handed on at once.
   let exempt = s.relayClient || !!allow?.ip(client.ip) || !!allow?.name(client.host);
-  // With rDNS suffixes in the allowlist, the memory waits for the name.
+  // With rDNS suffixes in the allowlist, the memory and the lists wait for the name.
   const nameFirst = !exempt && client.host === undefined && !!allow?.hasNames;
   let memory: Memory = exempt || nameFirst ? OFF : await remember();
   let recalled = recallOf(memory);
-  // The box and the limits refuse at once: no lookup for a client turned away anyway. With
-  // --action ignore every test runs, and every client waits its tier's delay.
+  // The box and the limits refuse at once: no lookup, no list asked, for a client turned away
+  // anyway. With --action ignore every test runs, and every client waits its tier's delay.
   const ignoring = config.action === "ignore";
-  const lookup: Lookup | undefined = exempt || (!ignoring && memoryRefusal(config, recalled))
+  const refusedAtOnce = () => !ignoring && !!memoryRefusal(config, recalled);
+  let listing = exempt || nameFirst || refusedAtOnce()
+    ? undefined
+    : await startListing(s, recalled);
+  started(listing);
+  let listsEnd = s.now() + config.lookupTimeoutMs;
+  let ends = listing && endedBy(listing, ignoring);
+  const lookup: Lookup | undefined = exempt || refusedAtOnce()
     ? { kind: "unneeded" }
     : client.host
     ? { kind: "host", name: client.host }
     : s.looked ??
-      await lookupWhileWatching(client.ip, config, watcher, ignoring ? s.pause : undefined);
+      await lookupWhileWatching(client.ip, config, watcher, ignoring ? s.pause : undefined, ends);
   const name = lookup && nameOf(lookup);
   if (nameFirst) {
     exempt = !!allow?.name(name);
     if (!exempt) memory = await remember();
     recalled = recallOf(memory);
+    if (!exempt && !refusedAtOnce()) {
+      started(listing = await startListing(s, recalled));
+      listsEnd = s.now() + config.lookupTimeoutMs;
+      ends = listing && endedBy(listing, ignoring);
+    }
   }
   if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
   const tier: Tier | undefined = lookup && lookup.kind !== "unneeded"
@@ -175,6 +266,7 @@ export async function screen(s: Screening): Promise<Screened> {
     delayOver,
     memory: recalled,
     exempt,
+    listed: listing?.judge().verdict,
   });
 
   let watched = watcher.waitSync(0);
@@ -183,14 +275,20 @@ export async function screen(s: Screening): Promise<Screened> {
     if (config.teaserTiers.includes(tier!)) s.send(`220-${config.teaser}\r\n`);
   }
   while (verdict.kind === "wait") {
-    const leftMs = chosen!.delayMs - (s.now() - start);
-    let over = true;
-    if (watched.kind === "quiet") {
-      watched = await s.hold(leftMs);
-      over = watched.kind === "quiet"; // else the client acted before the delay ran out
-    } else {
-      await s.pause(leftMs); // --action ignore: what it did is noted, the delay waited out
+    const now = s.now();
+    const leftMs = chosen!.delayMs - (now - start);
+    // The lists' time is up (-t), or the delay's: a zone that has not answered counts 0.
+    if (listing?.pending && (leftMs <= 0 || now >= listsEnd)) listing.finish();
+    const asking = listing?.pending === true;
+    const waitMs = asking ? Math.min(leftMs, listsEnd - now) : leftMs;
+    if (waitMs > 0 && watched.kind === "quiet") {
+      watched = await s.hold(waitMs, asking ? ends : undefined);
+    } else if (waitMs > 0) {
+      await s.pause(waitMs); // --action ignore: what it did is noted, the delay waited out
     }
+    // The delay is over when the time is, and the client did not act first (or was ignored).
+    const over = s.now() - start >= chosen!.delayMs && (watched.kind === "quiet" || ignoring);
+    if (over) listing?.finish();
     verdict = decide(config, factsNow(watched, over));
   }
 
@@ -198,7 +296,8 @@ export async function screen(s: Screening): Promise<Screened> {
     const why = lookup.kind === "timeout" ? "timed out" : lookup.reason;
     log.warning(`unable to look up the PTR of ${client.ipText}: ${why}`);
   }
-  const refusedByMemory = "refusal" in verdict && verdict.refusal !== "noptr"
+  const refusedByMemory = "refusal" in verdict && verdict.refusal !== "noptr" &&
+      verdict.refusal !== "listed"
     ? verdict.refusal
     : undefined;
   const notes = exempt
@@ -208,15 +307,18 @@ export async function screen(s: Screening): Promise<Screened> {
     : refusedByMemory
     ? [refusedByMemory]
     : chosen?.applied ?? [];
+  const allowed = verdict.kind === "pass" && verdict.allowed === true;
   return {
     verdict,
     watched,
     tier,
     name,
     lookup: lookup?.kind ?? "pending",
-    delayMs: exempt ? 0 : chosen?.delayMs,
+    delayMs: exempt || allowed ? 0 : chosen?.delayMs,
     waitedMs: s.now() - start,
     notes: notes.join(","),
     memory,
+    listed: listing?.judge(),
+    answers: listing?.cache(),
   };
 }

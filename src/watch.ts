@@ -30,11 +30,12 @@ export function interpret(
 
 export interface Watch {
   /**
-   * Waits until the client talks or hangs up, or `ms` pass, on a helper
-   * thread: the event loop runs meanwhile (for the DNS lookup). Resolves with
-   * the state then; `quiet` means the time is up.
+   * Waits until the client talks or hangs up, or `ms` pass, or `until`
+   * resolves, on a helper thread: the event loop runs meanwhile (for the DNS
+   * lookups). Resolves with the state then; `quiet` means the time is up (or
+   * `until` came).
    */
-  waitAsync(ms: number): Promise<Watched>;
+  waitAsync(ms: number, until?: Promise<unknown>): Promise<Watched>;
   /**
    * The same, blocking this thread: for when there is nothing else to do.
    * `waitSync(0)` looks once without waiting. No timer is involved: in Deno
@@ -64,13 +65,25 @@ export function watch(
   // and not at all once the client has acted.
   const left = (end: number) => Math.max(0, Math.ceil(end - now()));
   return {
-    async waitAsync(ms) {
+    waitAsync(ms, until) {
       const end = now() + ms;
-      while (seen.kind === "quiet") {
-        settle(await libc.waitReadable(fd, left(end)));
-        if (now() >= end) break;
-      }
-      return seen;
+      let stopped = false;
+      const polling = (async () => {
+        while (seen.kind === "quiet" && !stopped) {
+          settle(await libc.waitReadable(fd, left(end)));
+          if (now() >= end) break;
+        }
+        return seen;
+      })();
+      if (!until) return polling;
+      // poll(2) on the helper thread cannot be cut short: it runs out its time, then stops.
+      return Promise.race([
+        polling,
+        until.then(() => {
+          stopped = true;
+          return seen;
+        }),
+      ]);
     },
     waitSync(ms) {
       const end = now() + ms;

@@ -39,6 +39,8 @@ function screenedOf(verdict: Screened["verdict"], events: Events): Screened {
     delayMs: 250,
     waitedMs: early ? 20 : 251,
     notes: "passed",
+    listed: undefined,
+    answers: undefined,
     memory: {
       kind: "on",
       remembered: {

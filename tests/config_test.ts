@@ -18,6 +18,7 @@ import {
   USAGE,
   VERSION,
 } from "../src/config.ts";
+import { DEFAULT_REPLY, type Lists } from "../src/lists/spec.ts";
 import { formatStoreUrl, parseStoreUrl } from "../src/store/url.ts";
 import { UsageError } from "../src/usage_error.ts";
 import { assertUsageError } from "./fixtures/assert.ts";
@@ -213,6 +214,7 @@ Deno.test("parseConfig() uses the documented defaults", () => {
     refuseNoptrPercent: 0,
     standalone: false,
     justDelay: false,
+    lists: undefined,
     nameServer: undefined,
     lookupTimeoutMs: 5_000,
     patternFile: undefined,
@@ -1010,6 +1012,137 @@ Deno.test("parseConfig() refuses a bad --action, --teaser or --teaser-tiers", as
   ];
   for (const row of rows) {
     await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env ?? {})}`, () => {
+      assertUsageError(() => parseConfig([...row.args, "prog"], row.env ?? {}), ...row.parts);
+    });
+  }
+});
+
+Deno.test("parseConfig() reads the lists from --dnsbl and SMTPDELAY_DNSBL, with their settings", async (t) => {
+  const spec = (zone: string, weight = 1) => ({ zone, filter: undefined, weight });
+  const rows: {
+    name: string;
+    args: string[];
+    env?: Env;
+    want: Partial<Lists> | undefined;
+    warnings?: string[];
+  }[] = [
+    { name: "none by default", args: [], want: undefined },
+    {
+      name: "--dnsbl twice, the defaults",
+      args: ["--dnsbl", "zen.test*3", "--dnsbl=wl.test*-5"],
+      want: {
+        specs: [spec("zen.test", 3), spec("wl.test", -5)],
+        zones: ["zen.test", "wl.test"],
+        blockThreshold: 1,
+        allowThreshold: -1,
+        reply: DEFAULT_REPLY,
+      },
+    },
+    {
+      name: "one zone with two filters is asked once",
+      args: ["--dnsbl", "zen.test=127.0.0.2", "--dnsbl", "zen.test=127.0.0.[10..11]*2"],
+      want: { zones: ["zen.test"] },
+    },
+    {
+      name: "SMTPDELAY_DNSBL wins, its SPECs between spaces",
+      args: ["--dnsbl", "zen.test"],
+      env: { SMTPDELAY_DNSBL: " a.test  b.test*2 " },
+      want: { zones: ["a.test", "b.test"] },
+    },
+    {
+      name: "SMTPDELAY_DNSBL=none: no lists for this client, its settings silent",
+      args: ["--dnsbl", "zen.test", "--dnsbl-threshold", "2"],
+      env: { SMTPDELAY_DNSBL: "none" },
+      want: undefined,
+    },
+    {
+      name: "the thresholds and the reply, from options and variables",
+      args: ["--dnsbl", "a.test*5", "--dnsbl", "w.test*-5", "--dnsbl-threshold", "3"],
+      env: { SMTPDELAY_DNSWL_THRESHOLD: "-4", SMTPDELAY_DNSBL_REPLY: "554 Go away" },
+      want: { blockThreshold: 3, allowThreshold: -4, reply: { code: 554, text: "Go away" } },
+    },
+    {
+      name: "a threshold without lists: a warning",
+      args: ["--dnsbl-threshold", "2"],
+      want: undefined,
+      warnings: ["--dnsbl-threshold does nothing without lists (--dnsbl, SMTPDELAY_DNSBL)"],
+    },
+    {
+      name: "a reply set by a variable without lists: a warning naming it",
+      args: [],
+      env: { SMTPDELAY_DNSBL_REPLY: "421 no" },
+      want: undefined,
+      warnings: ["SMTPDELAY_DNSBL_REPLY does nothing without lists (--dnsbl, SMTPDELAY_DNSBL)"],
+    },
+    {
+      name: "a blocklist threshold the weights cannot reach: a warning",
+      args: ["--dnsbl", "a.test", "--dnsbl", "b.test*2", "--dnsbl-threshold", "4"],
+      want: { blockThreshold: 4 },
+      warnings: ["--dnsbl-threshold 4 is out of reach: the blocklists' weights add up to 3"],
+    },
+    {
+      name: "an allowlist threshold the weights cannot reach: a warning",
+      args: ["--dnsbl", "w.test*-2"],
+      env: { SMTPDELAY_DNSWL_THRESHOLD: "-3" },
+      want: { allowThreshold: -3 },
+      warnings: [
+        "SMTPDELAY_DNSWL_THRESHOLD -3 is out of reach: the allowlists' weights add up to -2",
+      ],
+    },
+    {
+      name: "-t 0: the lists are never asked, and it says so",
+      args: ["--dnsbl", "a.test", "-t", "0"],
+      want: { zones: ["a.test"] },
+      warnings: ["the lists (--dnsbl, SMTPDELAY_DNSBL) are never asked with -t 0"],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const request = parseConfig([...row.args, "prog"], row.env ?? {});
+      if (request.kind !== "run") return assert.fail(`got ${request.kind}`);
+      const lists = request.config.lists;
+      if (row.want === undefined) assert.equal(lists, undefined);
+      else {
+        for (const [field, want] of Object.entries(row.want)) {
+          assert.deepEqual(lists?.[field as keyof Lists], want, field);
+        }
+      }
+      assert.deepEqual(request.warnings, row.warnings ?? []);
+    });
+  }
+});
+
+Deno.test("parseConfig() refuses bad lists and list settings, naming what set them", async (t) => {
+  const rows: { args: string[]; env?: Env; parts: string[] }[] = [
+    { args: ["--dnsbl", "zen"], parts: ["--dnsbl wants ZONE[=FILTER][*WEIGHT]", '"zen"'] },
+    { args: ["--dnsbl", "zen.test*0"], parts: ["--dnsbl wants", '"zen.test*0"'] },
+    { args: ["--dnsbl", "zen.test*+2"], parts: ["--dnsbl wants"] },
+    { args: ["--dnsbl", "zen.test=127.0.0.[3..2]"], parts: ["--dnsbl wants"] },
+    { args: ["--dnsbl", "zen.test=127.0.0.256"], parts: ["--dnsbl wants"] },
+    { args: ["--dnsbl", "zen.test="], parts: ["--dnsbl wants"] },
+    { args: [], env: { SMTPDELAY_DNSBL: "a.test bad..test" }, parts: ["SMTPDELAY_DNSBL wants"] },
+    // A bad option is an error even when the variable overrides it.
+    { args: ["--dnsbl", "x"], env: { SMTPDELAY_DNSBL: "a.test" }, parts: ["--dnsbl wants"] },
+    {
+      args: [],
+      env: { SMTPDELAY_DNSBL: Array.from({ length: 33 }, (_, i) => `z${i}.test`).join(" ") },
+      parts: ["SMTPDELAY_DNSBL names 33 lists; at most 32"],
+    },
+    { args: ["--dnsbl-threshold", "0"], parts: ["--dnsbl-threshold wants a whole number from 1"] },
+    { args: ["--dnsbl-threshold", "-1"], parts: ["--dnsbl-threshold wants"] },
+    { args: ["--dnswl-threshold", "1"], parts: ["--dnswl-threshold wants a whole number from -"] },
+    {
+      args: ["--dnsbl", "a.test"],
+      env: { SMTPDELAY_DNSBL_THRESHOLD: "1.5" },
+      parts: ["SMTPDELAY_DNSBL_THRESHOLD wants", '"1.5"'],
+    },
+    { args: ["--dnsbl-reply", "250 fine"], parts: ["--dnsbl-reply wants CODE TEXT"] },
+    { args: ["--dnsbl-reply", "421"], parts: ["--dnsbl-reply wants"] },
+    { args: ["--dnsbl-reply", "421 two\r\nlines"], parts: ["--dnsbl-reply wants"] },
+    { args: ["--dnsbl-reply", `421 ${"x".repeat(201)}`], parts: ["--dnsbl-reply wants"] },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.args.join(" ")} ${JSON.stringify(row.env ?? {})}`.slice(0, 100), () => {
       assertUsageError(() => parseConfig([...row.args, "prog"], row.env ?? {}), ...row.parts);
     });
   }

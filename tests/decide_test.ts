@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type Config, parseConfig } from "../src/config.ts";
 import { decide, delayFor, type Facts, type Verdict } from "../src/decide.ts";
 import type { Recall } from "../src/history.ts";
+import { DEFAULT_REPLY } from "../src/lists/spec.ts";
 import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
 import type { Watched } from "../src/watch.ts";
 import { STRANGER as NOTHING } from "./fixtures/recall.ts"; // a first contact; rows change it
@@ -27,6 +28,7 @@ function facts(changes: Partial<Facts>): Facts {
     delayOver: false,
     memory: undefined,
     exempt: false,
+    listed: undefined,
     ...changes,
   };
 }
@@ -849,6 +851,127 @@ Deno.test("decide() with --action ignore notes a failed test, waits the delay, h
       env: { SMTPDELAY_ACTION: "enforce" },
       facts: { watched: EARLY },
       want: REPLY_451,
+    },
+  ]);
+});
+
+Deno.test("decide() acts on the lists' score as soon as it is known", async (t) => {
+  const lists = ["--dnsbl", "bl.test"];
+  const REPLY_LISTED: Verdict = {
+    kind: "reply",
+    event: "listed",
+    reply: `421 ${DEFAULT_REPLY.text}\r\n`,
+    refusal: "listed",
+  };
+  const ALLOWED: Verdict = { kind: "pass", event: "pass", rblsmtpd: "", allowed: true };
+  await table(t, [
+    {
+      name: "blocklisted, -S: the reply at once, before the delay and the name",
+      args: ["-S", ...lists],
+      facts: { listed: "block", tier: undefined, lookup: "pending" },
+      want: REPLY_LISTED,
+    },
+    {
+      name: "blocklisted without -S: RBLSMTPD carries the reply's text",
+      args: lists,
+      facts: { listed: "block" },
+      want: { kind: "pass", event: "listed", rblsmtpd: DEFAULT_REPLY.text, refusal: "listed" },
+    },
+    {
+      name: "a permanent --dnsbl-reply, -S: as given",
+      args: ["-S", ...lists, "--dnsbl-reply", "554 5.7.1 Listed"],
+      facts: { listed: "block" },
+      want: { ...REPLY_LISTED, reply: "554 5.7.1 Listed\r\n" },
+    },
+    {
+      name: "a permanent --dnsbl-reply without -S: `-` first, for rblsmtpd's 553",
+      args: [...lists, "--dnsbl-reply", "554 5.7.1 Listed"],
+      facts: { listed: "block" },
+      want: { kind: "pass", event: "listed", rblsmtpd: "-5.7.1 Listed", refusal: "listed" },
+    },
+    {
+      name: "allowlisted: handed on at once, no delay, RBLSMTPD empty",
+      args: ["-S", ...lists],
+      facts: { listed: "allow", tier: undefined, lookup: "pending" },
+      want: ALLOWED,
+    },
+    {
+      name: "allowlisted but -N would refuse: handed on",
+      args: ["-S", "-N", "100", ...lists],
+      facts: { ...NO_NAME, roll: 0, delayOver: false, listed: "allow" },
+      want: ALLOWED,
+    },
+    {
+      name: "allowlisted, then it talked: the score came first, so did the verdict",
+      args: ["-S", ...lists],
+      facts: { listed: "allow", watched: EARLY },
+      want: ALLOWED,
+    },
+    {
+      name: "allowlisted but boxed: the box wins",
+      args: ["-S", ...lists],
+      facts: { listed: "allow", memory: BOXED },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "blocklisted and boxed: the box's reply, no new refusal",
+      args: ["-S", ...lists],
+      facts: { listed: "block", memory: BOXED },
+      want: REPLY_BOXED,
+    },
+    {
+      name: "blocklisted after it talked: the early talk is what it did",
+      args: ["-S", ...lists],
+      facts: { listed: "block", watched: EARLY },
+      want: REPLY_451,
+    },
+    {
+      name: "blocklisted and -N: listed first",
+      args: ["-S", "-N", "100", ...lists],
+      facts: { ...NO_NAME, roll: 0, listed: "block" },
+      want: REPLY_LISTED,
+    },
+    {
+      name: "neither: the delay as usual",
+      args: ["-S", ...lists],
+      facts: { listed: "none" },
+      want: WAIT,
+    },
+    {
+      name: "the score still depends on a zone: the delay as usual",
+      args: ["-S", ...lists],
+      facts: { listed: undefined, delayOver: true },
+      want: PASS,
+    },
+    {
+      name: "exempt beats blocklisted",
+      args: ["-S", ...lists],
+      facts: { listed: "block", exempt: true },
+      want: PASS,
+    },
+    {
+      name: "--action ignore, blocklisted: waits its delay",
+      args: ["-S", ...lists, "--action", "ignore"],
+      facts: { listed: "block" },
+      want: WAIT,
+    },
+    {
+      name: "--action ignore, blocklisted, the delay over: handed on, would have been 421",
+      args: ["-S", ...lists, "--action", "ignore"],
+      facts: { listed: "block", delayOver: true },
+      want: {
+        kind: "pass",
+        event: "listed",
+        rblsmtpd: undefined,
+        would: "421",
+        refusal: "listed",
+      },
+    },
+    {
+      name: "--action ignore, allowlisted: the delay is waited all the same",
+      args: ["-S", ...lists, "--action", "ignore"],
+      facts: { listed: "allow" },
+      want: WAIT,
     },
   ]);
 });

@@ -6,6 +6,7 @@ import {
   EMPTY,
   expiresAt,
   forgive,
+  keepAnswers,
   keyOf,
   MAX_ARRIVALS,
   type MemoryConfig,
@@ -15,7 +16,13 @@ import {
 import { parseIp } from "../src/ip.ts";
 import { memoryStore } from "./fixtures/memory_store.ts";
 import { STRANGER as NOTHING } from "./fixtures/recall.ts";
-import type { Change, ClientRecord, LiveConn } from "../src/store/store.ts";
+import {
+  type Change,
+  type ClientRecord,
+  type ListCache,
+  type LiveConn,
+  MAX_CACHED_ZONES,
+} from "../src/store/store.ts";
 
 /** A realistic clock: records hold absolute times, and 0 + a TTL must not look recent. */
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -638,4 +645,121 @@ Deno.test("a client's story on a store: strikes, a box, a longer box, forgiven",
   // Left alone for a penalty TTL and a window, the record expires.
   now += HOUR + MINUTE;
   assert.equal(await store.get(key), undefined);
+});
+
+Deno.test("keepAnswers() keeps the fresh answers over the old ones of the same address, unexpired", async (t) => {
+  const answer = (a: string[], until: number) => ({ a, until });
+  const cache = (ip: string, zones: Record<string, { a: string[]; until: number }>) => ({
+    ip,
+    zones,
+  });
+  const rows: {
+    name: string;
+    old: ListCache | undefined;
+    fresh: ListCache | undefined;
+    want: ListCache | undefined;
+  }[] = [
+    { name: "nothing", old: undefined, fresh: undefined, want: undefined },
+    {
+      name: "fresh only",
+      old: undefined,
+      fresh: cache("192.0.2.7", { "a.test": answer(["127.0.0.2"], T0 + HOUR) }),
+      want: cache("192.0.2.7", { "a.test": answer(["127.0.0.2"], T0 + HOUR) }),
+    },
+    {
+      name: "merged by zone, the fresh answer wins",
+      old: cache("192.0.2.7", {
+        "a.test": answer([], T0 + MINUTE),
+        "b.test": answer(["127.0.0.4"], T0 + MINUTE),
+      }),
+      fresh: cache("192.0.2.7", { "a.test": answer(["127.0.0.2"], T0 + HOUR) }),
+      want: cache("192.0.2.7", {
+        "a.test": answer(["127.0.0.2"], T0 + HOUR),
+        "b.test": answer(["127.0.0.4"], T0 + MINUTE),
+      }),
+    },
+    {
+      name: "another address of the /64: the old answers go",
+      old: cache("2001:db8::1", { "a.test": answer([], T0 + MINUTE) }),
+      fresh: cache("2001:db8::2", { "b.test": answer([], T0 + MINUTE) }),
+      want: cache("2001:db8::2", { "b.test": answer([], T0 + MINUTE) }),
+    },
+    {
+      name: "no fresh answers: the old ones stay, the expired go",
+      old: cache("192.0.2.7", {
+        "a.test": answer([], T0),
+        "b.test": answer([], T0 + 1),
+      }),
+      fresh: undefined,
+      want: cache("192.0.2.7", { "b.test": answer([], T0 + 1) }),
+    },
+    {
+      name: "every answer expired: none kept",
+      old: cache("192.0.2.7", { "a.test": answer([], T0 - 1) }),
+      fresh: undefined,
+      want: undefined,
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      assert.deepEqual(keepAnswers(row.old, row.fresh, T0), row.want);
+    });
+  }
+  await t.step(`at most ${MAX_CACHED_ZONES} zones, the latest`, () => {
+    const zones = Object.fromEntries(
+      Array.from({ length: MAX_CACHED_ZONES + 5 }, (_, i) => [`z${i}.test`, answer([], T0 + HOUR)]),
+    );
+    const kept = keepAnswers(undefined, cache("192.0.2.7", zones), T0)!;
+    const names = Object.keys(kept.zones);
+    assert.equal(names.length, MAX_CACHED_ZONES);
+    assert.equal(names[0], "z5.test");
+  });
+});
+
+Deno.test("depart() keeps the lists' answers with every departure; an allowed client is no pass", async (t) => {
+  const lists = { ip: "192.0.2.7", zones: { "a.test": { a: ["127.0.0.2"], until: T0 + HOUR } } };
+  const hows: Departure[] = ["pass", "early", "allowed", "gone"];
+  for (const how of hows) {
+    await t.step(how, () => {
+      const got = apply(depart(MEM, T0, ME, how, lists), rec({ live: [ME] }), T0);
+      assert.deepEqual(got.lists, lists);
+      assert.equal(got.lastPassAt, how === "pass" ? T0 : undefined);
+      assert.equal(got.strikes, how === "early" ? 1 : 0);
+      // Handed on at once, it is still open: in the next program.
+      assert.deepEqual(got.live, how === "pass" || how === "allowed" ? [ME] : []);
+    });
+  }
+  await t.step("the record lives as long as its answers", () => {
+    const later = { ip: "192.0.2.7", zones: { "a.test": { a: [], until: T0 + 2 * 24 * HOUR } } };
+    const got = depart(MEM, T0, ME, "gone", later)(rec({ live: [ME] }));
+    assert.equal(got?.expiresAt, T0 + 2 * 24 * HOUR);
+  });
+  await t.step("no answers: none added, the old ones kept", () => {
+    const got = apply(depart(MEM, T0, ME, "gone"), rec({ live: [ME], lists }), T0);
+    assert.deepEqual(got.lists, lists);
+    const none = apply(depart(MEM, T0, ME, "gone"), rec({ live: [ME] }), T0);
+    assert.equal("lists" in none, false);
+  });
+});
+
+Deno.test("recall() gives the lists' answers kept for this very address, unexpired", async (t) => {
+  const record = rec({
+    lists: {
+      ip: "2001:db8::7",
+      zones: {
+        "a.test": { a: ["127.0.0.2"], until: T0 + 1 },
+        "b.test": { a: [], until: T0 },
+      },
+    },
+  });
+  await t.step("the same address", () => {
+    const got = recall(record, MEM, T0, "2001:db8::7");
+    assert.deepEqual([...got.answers], [["a.test", ["127.0.0.2"]]]);
+  });
+  await t.step("another address of the /64", () => {
+    assert.equal(recall(record, MEM, T0, "2001:db8::8").answers.size, 0);
+  });
+  await t.step("no address given", () => {
+    assert.equal(recall(record, MEM, T0).answers.size, 0);
+  });
 });

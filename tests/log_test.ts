@@ -282,7 +282,7 @@ Deno.test("README's fail2ban failregex matches the EARLY line, and only it", asy
       assert.equal(re.exec(line)?.groups?.host, "192.0.2.4", line);
     });
   }
-  for (const event of ["pass", "closed", "refused"] as const) {
+  for (const event of ["pass", "closed", "refused", "listed"] as const) {
     await t.step(`does not match ${event.toUpperCase()}`, () => {
       const line = stamp + formatOutcome({ ...base, event, action: "exit" });
       assert.equal(re.test(line), false, line);
@@ -364,4 +364,71 @@ Deno.test("formatOutcome() says what enforcing would have done, after action=ign
     "smtp-delay: info: EARLY pid=4711 ip=192.0.2.4 tier=noptr ptr=- lookup=none delay=26.000 " +
       "waited=26.004 action=ignore would=451 memory=- bytes=24 data=EHLO?x??",
   );
+});
+
+Deno.test("formatOutcome() writes the lists' score and hits after memory=, when lists are set", async (t) => {
+  const listed: Outcome = {
+    ...BASE,
+    event: "listed",
+    tier: undefined,
+    ptr: undefined,
+    lookup: "pending",
+    delayMs: undefined,
+    waitedMs: 48,
+    action: "421",
+    lists: { score: 5, hits: ["zen.test", "bl.test"] },
+  };
+  const rows: [string, Outcome, string][] = [
+    [
+      "LISTED: the score and the zones that hit",
+      listed,
+      "smtp-delay: info: LISTED pid=4242 ip=192.0.2.10 tier=- ptr=- lookup=pending delay=-" +
+      " waited=0.048 action=421 memory=- score=5 lists=zen.test,bl.test",
+    ],
+    [
+      "PASS, allowlisted: a negative score, no delay",
+      { ...BASE, delayMs: 0, waitedMs: 12, lists: { score: -5, hits: ["wl.test"] } },
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.000 waited=0.012 action=exec memory=- score=-5 lists=wl.test",
+    ],
+    [
+      "PASS, not asked (exempt): score=- lists=-",
+      { ...BASE, lists: { score: undefined, hits: [] } },
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=- score=- lists=-",
+    ],
+    [
+      "EARLY: the lists' fields before bytes and data",
+      {
+        ...BASE,
+        event: "early",
+        action: "451",
+        bytes: 4,
+        data: bytes("QUIT"),
+        lists: { score: 0, hits: [] },
+      },
+      "smtp-delay: info: EARLY pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=451 memory=- score=0 lists=- bytes=4" +
+      " data=QUIT",
+    ],
+    [
+      "without lists: no fields at all",
+      BASE,
+      "smtp-delay: info: PASS pid=4242 ip=192.0.2.10 tier=ptr ptr=mail.example.com" +
+      " lookup=found delay=0.250 waited=0.251 action=exec memory=-",
+    ],
+  ];
+  for (const [name, outcome, want] of rows) {
+    await t.step(name, () => assert.equal(formatOutcome(outcome), want));
+  }
+  await t.step("a zone is cleaned, and the field cut at 1000 characters", () => {
+    const line = formatOutcome({
+      ...listed,
+      lists: { score: 1, hits: ["a\nb.test x=1", "z".repeat(2000)] },
+    });
+    assert.equal(line.split(" ").length, 14, line); // one line, its fields in place
+    const field = / lists=(\S*)$/.exec(line)![1]!;
+    assert.ok(field.startsWith("a?b.test?x=1,zzz"), field);
+    assert.ok(field.length <= 1000, String(field.length));
+  });
 });

@@ -5,6 +5,7 @@
  * is asked. Then what the hand-off and the log take from a Screened:
  * outcomeOf, exportsOf, departureOf, recordDeparture (src/act.ts).
  */
+import "./fixtures/bind_libc.ts";
 import assert from "node:assert/strict";
 import { readClient } from "../src/client.ts";
 import { type Config, parseConfig } from "../src/config.ts";
@@ -13,8 +14,10 @@ import type { Departure, Recall } from "../src/history.ts";
 import type { Outcome } from "../src/log.ts";
 import type { Lookup } from "../src/rdns.ts";
 import type { Memory } from "../src/remember.ts";
+import { DEFAULT_REPLY } from "../src/lists/spec.ts";
 import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT } from "../src/reply.ts";
 import { departureOf, exportsOf, outcomeOf, recordDeparture } from "../src/act.ts";
+import { libc } from "../src/libc.ts";
 import { loadExemptions, screen, type Screened } from "../src/screen.ts";
 import type { Watch, Watched } from "../src/watch.ts";
 import { type Answer, type FakeDns, reverse4, startFakeDns } from "./fixtures/fake_dns.ts";
@@ -93,11 +96,29 @@ class FakeClient {
       }),
   };
 
-  readonly hold = (ms: number): Promise<Watched> => {
+  /**
+   * The hold. With `until` (the lists still asked), it waits for real, as
+   * long as `ms` or until `until` resolves, and moves the clock by as much:
+   * the lists' answers come from a real (fake) DNS server.
+   */
+  readonly hold = async (ms: number, until?: Promise<unknown>): Promise<Watched> => {
     this.holds.push(ms);
-    if (this.actsWithin(Math.max(0, ms)) !== undefined) return Promise.resolve(this.pass(ms));
+    if (this.actsWithin(Math.max(0, ms)) !== undefined) return this.pass(ms);
+    if (until) {
+      const began = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const first = await Promise.race([
+        until.then(() => "until" as const),
+        new Promise<"time">((resolve) => timer = setTimeout(() => resolve("time"), ms)),
+      ]);
+      clearTimeout(timer);
+      if (first === "until") {
+        this.clock.ms += Math.min(ms, Math.ceil(performance.now() - began));
+        return this.seen();
+      }
+    }
     this.clock.ms += Math.max(0, ms) + this.overshootMs;
-    return Promise.resolve(this.seen());
+    return this.seen();
   };
 
   /** The pauses (--action ignore: the rest of a delay after the client acted). */
@@ -147,6 +168,8 @@ const TRUSTED_IP = "192.0.2.14";
 const TRUSTED_NAME = "mx7.trusted.example";
 const ODD_IP = "192.0.2.15";
 const ALLOWED_NET_IP = "198.51.100.7";
+/** PTR_IP's reversed octets, as the lists are asked about it. */
+const LISTED_NAME = "10.2.0.192";
 
 function answers(): CountingAnswers {
   return new CountingAnswers([
@@ -158,6 +181,10 @@ function answers(): CountingAnswers {
     [reverse4(ODD_IP), { names: [["Mail\nX", "caf\xe9 bar", "example", "net"]] }],
     // 198.51.100.7 has a name: a lookup there would be answered, and counted.
     [reverse4(ALLOWED_NET_IP), { names: ["relay.partner.example."] }],
+    // The lists: 192.0.2.10 is on bl.test (twice) and wl.test; dead.test never answers.
+    [`${LISTED_NAME}.bl.test`, { addresses: ["127.0.0.2", "127.0.0.4"], ttl: 300 }],
+    [`${LISTED_NAME}.wl.test`, { addresses: ["127.0.0.5"], ttl: 300 }],
+    [`${LISTED_NAME}.dead.test`, { silent: true }],
     // Anything else: NXDOMAIN.
   ]);
 }
@@ -299,6 +326,7 @@ async function run(dns: Dns, c: Case): Promise<Run> {
         remember,
         now: clock.read,
         roll: c.roll ?? 50,
+        asker: { libc: libc() },
         ...(c.looked ? { looked: c.looked } : {}),
       });
       await recordDeparture(screened.memory, departureOf(screened.verdict));
@@ -1304,4 +1332,118 @@ Deno.test("screen() sends the teaser as the delay starts, to the tiers that get 
       want: { sent: ["220-hello\r\n"] },
     },
   ]);
+});
+
+Deno.test("screen() acts on the lists' score as soon as it is known, never after the delay", async (t) => {
+  const lists = (...specs: string[]) => specs.flatMap((spec) => ["--dnsbl", spec]);
+  const listed = (score: number, hits: string[]) => ({ score, hits, verdict: undefined });
+  const rows: (Row & { check?: (run: Run) => void })[] = [
+    {
+      name: "blocklisted, -S: refused before its 2 s delay, as the answer comes",
+      c: { args: [...S, ...lists("bl.test")] },
+      want: {
+        verdict: {
+          kind: "reply",
+          event: "listed",
+          reply: `421 ${DEFAULT_REPLY.text}\r\n`,
+          refusal: "listed",
+        },
+        departs: ["gone"],
+        logged: [],
+      },
+      check: (run) => {
+        assert.ok(run.screened.waitedMs < 1000, `waited ${run.screened.waitedMs} ms`);
+        assert.deepEqual(run.screened.answers?.zones["bl.test"]?.a, ["127.0.0.2", "127.0.0.4"]);
+        assert.equal(run.screened.listed?.score, 1); // a zone counts once
+      },
+    },
+    {
+      name: "a filter that takes no answer: not listed, the delay as usual",
+      c: { args: ["-S", "-d", "0.2", ...lists("bl.test=127.0.0.3")] },
+      want: { verdict: PASS, delayMs: 200, waitedMs: 200, departs: ["pass"] },
+      check: (run) => assert.equal(run.screened.listed?.score, 0),
+    },
+    {
+      name: "two zones' weights summed reach the threshold",
+      c: { args: [...S, ...lists("bl.test*2", "wl.test*2"), "--dnsbl-threshold", "4"] },
+      want: { departs: ["gone"] },
+      check: (run) => {
+        assert.equal(run.screened.verdict.event, "listed");
+        assert.deepEqual(run.screened.listed?.hits, ["bl.test", "wl.test"]);
+      },
+    },
+    {
+      name: "allowlisted: handed on with no delay, RBLSMTPD empty, no pass",
+      c: { args: [...S, ...lists("wl.test*-3")] },
+      want: {
+        verdict: { kind: "pass", event: "pass", rblsmtpd: "", allowed: true },
+        delayMs: 0,
+        departs: ["allowed"],
+      },
+      check: (run) => assert.ok(run.screened.waitedMs < 1000, `${run.screened.waitedMs} ms`),
+    },
+    {
+      name: "a zone that never answers: given up at -t, counted 0, the delay waited",
+      c: { args: ["-S", "-d", "0.5", "-t", "0.2", ...lists("dead.test", "bl.test=127.0.0.3")] },
+      want: {
+        verdict: PASS,
+        delayMs: 500,
+        waitedMs: 500,
+        logged: [
+          `smtp-delay: warning: unable to ask dead.test about ${PTR_IP}: timed out`,
+        ],
+      },
+      check: (run) => {
+        assert.deepEqual(run.screened.listed, {
+          ...listed(0, []),
+          verdict: "none",
+          odd: [],
+        });
+        assert.ok(run.realMs >= 190, `${run.realMs} ms`);
+      },
+    },
+    {
+      name: "the memory's answers: no question asked, refused at once",
+      c: {
+        args: [...S, ...lists("bl.test")],
+        memory: { answers: new Map([["bl.test", ["127.0.0.2"]]]) },
+      },
+      want: { departs: ["gone"] },
+      check: (run) => {
+        assert.equal(run.screened.verdict.event, "listed");
+        assert.ok(!run.events.includes(`dns ${LISTED_NAME}.bl.test`), run.events.join(" "));
+        assert.equal(run.screened.answers, undefined); // nothing new to keep
+      },
+    },
+    {
+      name: "--action ignore: a blocklisted client waits its delay, would have been 421",
+      c: { args: ["-S", "-d", "0.2", "--action", "ignore", ...lists("bl.test")] },
+      want: {
+        verdict: {
+          kind: "pass",
+          event: "listed",
+          rblsmtpd: undefined,
+          would: "421",
+          refusal: "listed",
+        },
+        delayMs: 200,
+        waitedMs: 200,
+      },
+    },
+    {
+      name: "exempt: no list asked",
+      c: { args: [...S, ...lists("bl.test")], env: { RELAYCLIENT: "" } },
+      want: { verdict: PASS, listed: undefined },
+      check: (run) => assert.ok(!run.events.some((e) => e.endsWith(".bl.test")), run.events.join()),
+    },
+  ];
+  await withDns(async (dns) => {
+    for (const row of rows) {
+      await t.step(row.name, async () => {
+        const got = await run(dns, row.c);
+        expect(got, row.want);
+        row.check?.(got);
+      });
+    }
+  });
 });

@@ -9,7 +9,13 @@ import { EMPTY } from "../src/history.ts";
 import { memoryStore } from "./fixtures/memory_store.ts";
 import { openStore } from "../src/store/open.ts";
 import { openSqlite } from "../src/store/sqlite.ts";
-import { type Change, type ClientRecord, type Store, StoreError } from "../src/store/store.ts";
+import {
+  type Change,
+  type ClientRecord,
+  parseRecord,
+  type Store,
+  StoreError,
+} from "../src/store/store.ts";
 import { parseStoreUrl } from "../src/store/url.ts";
 import { assertThrowsWith } from "./fixtures/assert.ts";
 import { withTempDir } from "./fixtures/temp_dir.ts";
@@ -564,4 +570,51 @@ Deno.test("openStore() opens the store config parsed", async (t) => {
       (e) => e instanceof StoreError && e.message === `redis 127.0.0.1:${port}: connection refused`,
     );
   });
+});
+
+Deno.test("parseRecord() takes the lists' answers only whole and bounded", async (t) => {
+  const answer = { a: ["127.0.0.2"], until: T0 + 1000 };
+  const rows: { name: string; lists: unknown; ok: boolean }[] = [
+    { name: "one zone", lists: { ip: "192.0.2.7", zones: { "bl.test": answer } }, ok: true },
+    {
+      name: "not listed: no address",
+      lists: { ip: "2001:db8::7", zones: { "bl.test": { a: [], until: 1 } } },
+      ok: true,
+    },
+    { name: "no zones", lists: { ip: "192.0.2.7", zones: {} }, ok: true },
+    { name: "not an object", lists: "bl.test", ok: false },
+    { name: "no ip", lists: { zones: { "bl.test": answer } }, ok: false },
+    { name: "an ip too long", lists: { ip: "1".repeat(46), zones: {} }, ok: false },
+    { name: "zones an array", lists: { ip: "192.0.2.7", zones: [answer] }, ok: false },
+    { name: "no until", lists: { ip: "192.0.2.7", zones: { z: { a: [] } } }, ok: false },
+    {
+      name: "an answer not an address",
+      lists: { ip: "192.0.2.7", zones: { z: { a: ["x"], until: 1 } } },
+      ok: false,
+    },
+    {
+      name: "a number for an address",
+      lists: { ip: "192.0.2.7", zones: { z: { a: [127], until: 1 } } },
+      ok: false,
+    },
+    {
+      name: "17 addresses",
+      lists: { ip: "192.0.2.7", zones: { z: { a: Array(17).fill("127.0.0.2"), until: 1 } } },
+      ok: false,
+    },
+    {
+      name: "65 zones",
+      lists: {
+        ip: "192.0.2.7",
+        zones: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`z${i}.test`, answer])),
+      },
+      ok: false,
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const record = { ...FULL, lists: row.lists };
+      assert.deepEqual(parseRecord(JSON.stringify(record)), row.ok ? record : undefined);
+    });
+  }
 });

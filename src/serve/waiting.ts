@@ -8,6 +8,7 @@
  * handed to the children (children.ts) when it passed.
  */
 import { act } from "../act.ts";
+import type { Follow } from "../lists/ask.ts";
 import { type Client, readClient } from "../client.ts";
 import type { Config } from "../config.ts";
 import { formatIp, type Ip } from "../ip.ts";
@@ -44,7 +45,7 @@ class Waiting implements Watch {
     for (const wake of [...this.wakers]) wake();
   }
 
-  waitAsync(ms: number): Promise<Watched> {
+  waitAsync(ms: number, until?: Promise<unknown>): Promise<Watched> {
     if (this.seen.kind !== "quiet" || ms <= 0) return Promise.resolve(this.waitSync(0));
     return new Promise((resolve) => {
       const done = () => {
@@ -54,6 +55,7 @@ class Waiting implements Watch {
       };
       const timer = setTimeout(done, Math.ceil(ms));
       this.wakers.add(done);
+      void until?.then(done);
     });
   }
 
@@ -92,6 +94,15 @@ export interface RoomParts {
 }
 
 export class WaitingRoom {
+  /** The lists' sockets, watched by the server's event loop: no thread per client. */
+  private readonly follow: Follow = (fd, _ms, ready) => {
+    this.parts.loop.add(fd, EPOLLIN, ready);
+    return {
+      stop: () => this.parts.loop.remove(fd),
+      ended: Promise.resolve(),
+    };
+  };
+
   /** Their sockets: from the accept (a proxied one's header not read yet) to the hand-off. */
   private readonly clients = new Set<number>();
 
@@ -198,12 +209,13 @@ export class WaitingRoom {
         patterns,
         allow,
         watcher: w,
-        hold: (ms) => w.waitAsync(ms),
+        hold: (ms, until) => w.waitAsync(ms, until),
         pause: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.ceil(ms)))),
         send: (text) => void libc.writeAll(fd, new TextEncoder().encode(text)),
         remember: () => this.parts.holder.remember(config, client.ip, id),
         now,
         roll: Math.random() * 100,
+        asker: { libc, follow: this.follow },
         ...(options.lookupRemote && looked?.kind !== "found" && looked ? { looked } : {}),
       });
       if (screened.verdict.kind === "pass") {

@@ -37,6 +37,21 @@ export interface ClientRecord {
   readonly arrivals: readonly number[];
   /** Connections that may still be open. */
   readonly live: readonly LiveConn[];
+  /** The lists' answers for the latest address of the key asked about, while their TTLs last. */
+  readonly lists?: ListCache;
+}
+
+/** The lists' answers for one address: each zone's A records ([]: not listed) and their expiry. */
+export interface ListCache {
+  /** The address (an IPv6 key holds a /64 of them), as formatIpShort writes it. */
+  readonly ip: string;
+  readonly zones: { readonly [zone: string]: CachedAnswer };
+}
+
+/** One zone's answer, kept until `until` (ms since the epoch). */
+export interface CachedAnswer {
+  readonly a: readonly string[];
+  readonly until: number;
 }
 
 /** A change to one key's record: the new record and when it expires, or undefined to delete it. */
@@ -93,10 +108,30 @@ function isLiveConn(v: unknown): v is LiveConn {
     typeof v.start === "string" && isNumber(v.at);
 }
 
+/** Most zones and addresses a cache keeps: a damaged or hostile record cannot grow the work. */
+export const MAX_CACHED_ZONES = 64;
+export const MAX_CACHED_ADDRESSES = 16;
+
+const isAddress = (v: unknown) => typeof v === "string" && /^[0-9.]{7,15}$/.test(v);
+
+function isCachedAnswer(v: unknown): v is CachedAnswer {
+  return isObject(v) && isNumber(v.until) && Array.isArray(v.a) &&
+    v.a.length <= MAX_CACHED_ADDRESSES && v.a.every(isAddress);
+}
+
+function isListCache(v: unknown): v is ListCache {
+  if (!isObject(v) || typeof v.ip !== "string" || v.ip.length > 45 || !isObject(v.zones)) {
+    return false;
+  }
+  const answers = Object.values(v.zones);
+  return answers.length <= MAX_CACHED_ZONES && answers.every(isCachedAnswer);
+}
+
 /** Every field of a ClientRecord, of its type: what a damaged record would break is checked. */
 function isRecord(v: unknown): v is ClientRecord {
   return isObject(v) && isNumber(v.strikes) && isNumber(v.boxes) &&
     isTime(v.lastPassAt) && isTime(v.lastStrikeAt) && isTime(v.boxUntil) &&
     Array.isArray(v.arrivals) && v.arrivals.every(isNumber) &&
-    Array.isArray(v.live) && v.live.every(isLiveConn);
+    Array.isArray(v.live) && v.live.every(isLiveConn) &&
+    (v.lists === undefined || isListCache(v.lists));
 }
