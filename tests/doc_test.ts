@@ -159,3 +159,33 @@ Deno.test("README.md names no issue number, and its Performance figures are in b
   });
   assert.deepEqual(missing, [], "figures of README's Performance found in no bench/results file");
 });
+
+Deno.test("README's run file with lists: the shell's words are options the filter takes, silently", async () => {
+  const { parseConfig } = await import("../src/config.ts");
+  const start = README.indexOf("<!-- lists run file");
+  const end = README.indexOf("<!-- end of lists run file -->", start);
+  assert.ok(start >= 0 && end > start, "README.md has no lists run file");
+  const script = README.slice(start, end).split("\n").filter((l) => l.startsWith("    "))
+    .map((l) => l.slice(4)).join("\n").replaceAll("\\\n", " ");
+  const command = script.split("\n").find((l) => l.startsWith("exec envuidgid"));
+  assert.ok(command, script);
+  const words = command.slice(command.indexOf(" smtp-delay ") + 12, command.indexOf(" softlimit "));
+  // The shell splits and unquotes them, as it will in /service/qmail-smtpd/run.
+  const out = new Deno.Command("sh", {
+    args: ["-c", `set -- ${words}; printf '%s\\n' "$@"`],
+    stdout: "piped",
+  }).outputSync();
+  assert.ok(out.success);
+  const args = new TextDecoder().decode(out.stdout).trimEnd().split("\n");
+  assert.ok(args.includes("zen.spamhaus.org=127.0.0.[2..11]*3"), args.join(" "));
+  const request = parseConfig([...args, "qmail-smtpd"], {});
+  if (request.kind !== "run") return assert.fail(request.kind);
+  assert.deepEqual(request.warnings, []);
+  assert.deepEqual(request.config.lists?.zones, [
+    "zen.spamhaus.org",
+    "bl.spamcop.net",
+    "b.barracudacentral.org",
+    "list.dnswl.org",
+  ]);
+  assert.equal(request.config.lists?.blockThreshold, 3);
+});
