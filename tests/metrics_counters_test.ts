@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Counters, WAIT_BOUNDS } from "../src/metrics/counters.ts";
+import { Counters, MAX_ZONES, OTHER_ZONE, WAIT_BOUNDS } from "../src/metrics/counters.ts";
 import { render } from "../src/metrics/exposition.ts";
 import { parseLine } from "../src/report/parse.ts";
 import { formatOutcome, type Outcome } from "../src/log.ts";
@@ -31,6 +31,16 @@ const CLOSED = "smtp-delay: info: CLOSED pid=4713 ip=192.0.2.3 tier=dynamic " +
 const REFUSED = "smtp-delay: info: REFUSED pid=4714 ip=192.0.2.9 tier=noptr ptr=- lookup=none " +
   "delay=26.000 waited=0.048 action=421 memory=-";
 const BUSY = "smtp-delay: info: BUSY ip=192.0.2.7 why=waiting waiting=1000 action=421";
+const LISTED = "smtp-delay: info: LISTED pid=4716 ip=192.0.2.9 tier=noptr ptr=- lookup=none " +
+  "delay=26.000 waited=0.050 action=421 memory=- score=3 lists=zen.test,bl.test";
+const LISTED_RBLSMTPD = "smtp-delay: info: LISTED pid=4717 ip=192.0.2.10 tier=- ptr=- " +
+  "lookup=pending delay=- waited=0.020 action=rblsmtpd memory=- score=1 lists=zen.test";
+const ALLOWED = "smtp-delay: info: PASS pid=4718 ip=192.0.2.2 tier=ptr ptr=mail.example.net " +
+  "lookup=found delay=0.000 waited=0.012 action=exec memory=- score=-5 lists=list.dnswl.org";
+const NOT_ASKED = "smtp-delay: info: EARLY pid=4719 ip=192.0.2.4 tier=noptr ptr=- lookup=none " +
+  "delay=26.000 waited=0.031 action=451 memory=- score=- lists=- bytes=6 data=EHLO??";
+
+const hits = (zone: string) => `smtp_delay_list_hits_total{zone="${zone}"}`;
 
 Deno.test("Counters counts each outcome line by its event word and tier", async (t) => {
   const stamp = "@400000006579a1c20b2a1c34 ";
@@ -44,16 +54,24 @@ Deno.test("Counters counts each outcome line by its event word and tier", async 
     REFUSED,
     BUSY,
     stamp + BUSY,
+    LISTED,
+    stamp + LISTED,
+    LISTED_RBLSMTPD,
+    ALLOWED,
+    NOT_ASKED,
   ]);
   const rows: [string, string, number][] = [
-    ["PASS", "ptr", 3],
+    ["PASS", "ptr", 4],
     ["PASS", "noptr", 0],
-    ["EARLY", "noptr", 1],
+    ["EARLY", "noptr", 2],
     ["EARLY", "-", 1],
     ["CLOSED", "dynamic", 1],
     ["REFUSED", "noptr", 1],
     ["BUSY", "-", 2],
     ["CLOSED", "ptr", 0],
+    ["LISTED", "noptr", 2],
+    ["LISTED", "-", 1],
+    ["LISTED", "ptr", 0],
   ];
   for (const [event, tier, want] of rows) {
     await t.step(`${event} ${tier}: ${want}`, () => {
@@ -64,7 +82,7 @@ Deno.test("Counters counts each outcome line by its event word and tier", async 
 
 Deno.test("Counters starts every event word and tier at 0, so that a rate of zero shows", () => {
   const text = counted([]);
-  for (const event of ["PASS", "EARLY", "CLOSED", "REFUSED"]) {
+  for (const event of ["PASS", "EARLY", "CLOSED", "REFUSED", "LISTED"]) {
     for (const tier of ["ptr", "dynamic", "noptr", "-"]) {
       assert.equal(value(text, conn(event, tier)), 0, `${event} ${tier}`);
     }
@@ -183,6 +201,72 @@ Deno.test("Counters counts the lines log.ts writes: formatOutcome's line round-t
   const text = counted([formatOutcome(outcome)]);
   assert.equal(value(text, conn("EARLY", "dynamic")), 1, text);
   assert.equal(value(text, 'smtp_delay_wait_seconds_sum{tier="dynamic"}'), 1.234);
+});
+
+Deno.test("Counters counts the zones that hit, from lists=, by zone", async (t) => {
+  const rows: Array<[string, string[], Record<string, number | undefined>]> = [
+    ["no line with lists: no zone", [PASS, EARLY, REFUSED], { "zen.test": undefined }],
+    ["score=- lists=-: no zone", [NOT_ASKED], { "zen.test": undefined, "-": undefined }],
+    ["each zone of a LISTED line", [LISTED], { "zen.test": 1, "bl.test": 1 }],
+    ["every line it hit, whatever its word", [LISTED, LISTED_RBLSMTPD, ALLOWED], {
+      "zen.test": 2,
+      "bl.test": 1,
+      "list.dnswl.org": 1,
+    }],
+    ["a damaged line: nothing", [LISTED.replace("score=3", "score=x")], { "zen.test": undefined }],
+  ];
+  for (const [name, lines, want] of rows) {
+    await t.step(name, () => {
+      const text = counted(lines);
+      assert.match(text, /^# TYPE smtp_delay_list_hits_total counter$/m);
+      for (const [zone, n] of Object.entries(want)) {
+        assert.equal(value(text, hits(zone)), n, `${zone} in\n${text}`);
+      }
+    });
+  }
+});
+
+Deno.test("Counters keeps MAX_ZONES zones as labels, and counts any more under OTHER_ZONE", () => {
+  const zones = Array.from({ length: MAX_ZONES + 3 }, (_, i) => `z${i}.test`);
+  const lines = zones.map((z) => LISTED.replace("lists=zen.test,bl.test", `lists=${z}`));
+  const text = counted([...lines, lines[0]!, lines.at(-1)!]);
+  const series = text.split("\n").filter((l) => l.startsWith("smtp_delay_list_hits_total{"));
+  assert.equal(series.length, MAX_ZONES + 1, "64 zones and other");
+  assert.equal(value(text, hits("z0.test")), 2);
+  assert.equal(value(text, hits(`z${MAX_ZONES - 1}.test`)), 1);
+  assert.equal(value(text, hits(`z${MAX_ZONES}.test`)), undefined);
+  assert.equal(value(text, hits(OTHER_ZONE)), 4);
+});
+
+Deno.test("Counters escapes a hostile zone in its label: quote, backslash", () => {
+  // No space can be in a field: a quote and a backslash that would end the label and add one.
+  const zone = 'evil"}1\\n{x="';
+  const text = counted([LISTED.replace("lists=zen.test,bl.test", `lists=${zone},zen.test`)]);
+  assert.equal(value(text, hits('evil\\"}1\\\\n{x=\\"')), 1, text);
+  assert.equal(value(text, hits("zen.test")), 1);
+  for (const line of text.split("\n").filter((l) => l.startsWith("smtp_delay_list_hits"))) {
+    assert.match(line, /^smtp_delay_list_hits_total\{zone="(?:[^"\\]|\\.)*"\} \d+$/, line);
+  }
+});
+
+Deno.test("Counters counts log.ts's lines with lists: LISTED, and the zones that hit", () => {
+  const outcome: Outcome = {
+    event: "listed",
+    pid: 0,
+    ip: "192.0.2.9",
+    tier: "noptr",
+    ptr: undefined,
+    lookup: "none",
+    delayMs: 26_000,
+    waitedMs: 50,
+    action: "421",
+    memory: "",
+    lists: { score: 3, hits: ["zen.test", "bl.test"] },
+  };
+  const text = counted([formatOutcome(outcome)]);
+  assert.equal(value(text, conn("LISTED", "noptr")), 1, text);
+  assert.equal(value(text, hits("zen.test")), 1);
+  assert.equal(value(text, hits("bl.test")), 1);
 });
 
 Deno.test("Counters adds serve's gauges when given, and only then", () => {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { escapeHtml } from "../src/report/html.ts";
+import { encodeTai64n } from "../src/report/parse.ts";
 import { runReport } from "./fixtures/report.ts";
 import {
   CONTROL_BYTES,
@@ -66,5 +67,60 @@ Deno.test("report on hostile lines: counted right, and every output escapes them
     for (const tag of ["script", "img", "iframe", "object", "embed", "link", "a"]) {
       assert.ok(!tags.has(tag), `a <${tag}> element in the page`);
     }
+  });
+});
+
+/** Zones in `lists=` that try to get into the outputs: printable, kept, and escaped. */
+const HOSTILE_ZONES = [
+  "<script>alert(6)</script>",
+  `"><svg/onload=alert(7)>&amp;'`,
+  "</td></tr></table><b>zone</b>." + "x".repeat(150),
+];
+
+Deno.test("report on hostile zones in lists=: kept as logged, escaped in the page, cut in the text", async () => {
+  await withTempDir(async (dir) => {
+    const at = (i: number) => encodeTai64n(Date.UTC(2026, 11, 1, 8, i));
+    const lines = [
+      `${at(0)} smtp-delay: info: LISTED pid=1 ip=192.0.2.9 tier=noptr ptr=- lookup=none ` +
+      `delay=26.000 waited=0.050 action=421 memory=- score=3 lists=${HOSTILE_ZONES.join(",")}`,
+      // A control byte in a zone: damaged, counted, skipped.
+      `${at(1)} smtp-delay: info: LISTED pid=2 ip=192.0.2.9 tier=noptr ptr=- lookup=none ` +
+      "delay=26.000 waited=0.050 action=421 memory=- score=3 lists=zen\x1b[31m.test",
+    ];
+    await Deno.writeTextFile(`${dir}/log`, lines.join("\n") + "\n");
+    const json = await runReport(["--json", `${dir}/log`]);
+    assert.equal(json.code, 0, json.stderr);
+    const r = JSON.parse(json.stdout);
+    assert.equal(r.input.damaged, 1);
+    assert.deepEqual(r.events, { LISTED: 1 });
+    assert.deepEqual(
+      r.lists.zones.map((z: { zone: string }) => z.zone),
+      [...HOSTILE_ZONES].sort(),
+    );
+
+    const out = await runReport(["--html", `${dir}/r.html`, "--svg", `${dir}/r.svg`, `${dir}/log`]);
+    assert.equal(out.code, 0, out.stderr);
+    const html = await Deno.readTextFile(`${dir}/r.html`);
+    for (const [name, text] of [["page", html], ["text", out.stdout]] as const) {
+      assert.doesNotMatch(text, CONTROL_BYTES, `${name}: control bytes`);
+      if (name === "text") continue;
+      for (const raw of [/<script/i, /<svg\/onload/i, /<b>zone/, /<\/td><\/tr><\/table><b>/]) {
+        assert.doesNotMatch(text, raw, `${name}: ${raw}`);
+      }
+    }
+    assert.match(html, /<td class="text">&#60;script&#62;alert\(6\)&#60;\/script&#62;<\/td>/);
+    assert.match(
+      html,
+      /<td class="text">&#34;&#62;&#60;svg\/onload=alert\(7\)&#62;&#38;amp;&#39;<\/td>/,
+    );
+    assert.ok(
+      out.stdout.split("\n").every((l) => l.length <= 100 && /^[\x20-\x7e]*$/.test(l)),
+      out.stdout,
+    );
+    assert.match(
+      out.stdout,
+      /^ {2}<\/td><\/tr><\/table><b>zone<\/b>\.x+ +1 +1$/m,
+      "a long zone cut",
+    );
   });
 });

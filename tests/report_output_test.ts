@@ -4,6 +4,8 @@
  * --html and --svg files, and the exit codes (0, 100, 111).
  */
 import assert from "node:assert/strict";
+import { EVENT_COLORS } from "../src/report/chart.ts";
+import { encodeTai64n } from "../src/report/parse.ts";
 import { runReport, SAMPLE } from "./fixtures/report.ts";
 import { withTempDir } from "./fixtures/temp_dir.ts";
 
@@ -167,6 +169,79 @@ Deno.test("report --html and --svg write their files, and the text still goes to
     }
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["r.html", "r.svg"]);
   });
+});
+
+/** A log with lists configured: two clients listed (-S, then rblsmtpd), one allowlisted, one early. */
+const LISTS_LOG = [
+  "LISTED pid=1 ip=192.0.2.9 tier=noptr ptr=- lookup=none delay=26.000 waited=0.050 action=421 " +
+  "memory=- score=3 lists=zen.test,bl.test",
+  "LISTED pid=2 ip=192.0.2.9 tier=noptr ptr=- lookup=none delay=26.000 waited=0.040 " +
+  "action=rblsmtpd memory=- score=2 lists=zen.test",
+  "PASS pid=3 ip=192.0.2.2 tier=ptr ptr=mail.example.net lookup=found delay=0.000 waited=0.012 " +
+  "action=exec memory=- score=-5 lists=list.dnswl.org",
+  "EARLY pid=4 ip=192.0.2.4 tier=noptr ptr=- lookup=none delay=26.000 waited=0.031 action=451 " +
+  "memory=- score=- lists=- bytes=6 data=EHLO??",
+].map((l, i) => `${encodeTai64n(Date.UTC(2026, 11, 1, 8, i))} smtp-delay: info: ${l}`).join("\n") +
+  "\n";
+
+Deno.test("report counts LISTED as its own event, and the zones that hit, in every output", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/log`, LISTS_LOG);
+    const r = await json([`${dir}/log`]);
+    assert.deepEqual(r.events, { PASS: 1, EARLY: 1, LISTED: 2 });
+    assert.deepEqual(r.shares, { PASS: 0.25, EARLY: 0.25, LISTED: 0.5 });
+    assert.deepEqual(r.lists, {
+      lines: 4,
+      scored: 3,
+      zones: [
+        { zone: "zen.test", hits: 2, events: { LISTED: 2 } },
+        { zone: "bl.test", hits: 1, events: { LISTED: 1 } },
+        { zone: "list.dnswl.org", hits: 1, events: { PASS: 1 } },
+      ],
+    });
+    assert.deepEqual(r.top_listed, [{ ip: "192.0.2.9", ptr: null, tier: "noptr", count: 2 }]);
+    assert.deepEqual(r.top_refused, []);
+    assert.deepEqual(r.over_time.buckets[0], {
+      start: "2026-12-01T08:00:00.000Z",
+      PASS: 1,
+      EARLY: 1,
+      LISTED: 2,
+    });
+
+    const out = await runReport(["--html", `${dir}/r.html`, "--svg", `${dir}/r.svg`, `${dir}/log`]);
+    assert.equal(out.code, 0, out.stderr);
+    for (
+      const want of [
+        /^ {2}LISTED +2 +50\.0% +0 +2$/m,
+        /^Lists: 4 connections screened with lists, 3 scored; the zones that hit them$/m,
+        /^ {2}zone +hits +PASS +LISTED$/m,
+        /^ {2}zen\.test +2 +0 +2$/m,
+        /^ {2}list\.dnswl\.org +1 +1 +0$/m,
+        /^Top listed clients\n +count ip +tier +ptr\n +2 192\.0\.2\.9 +noptr +-$/m,
+      ]
+    ) assert.match(out.stdout, want);
+    const html = await Deno.readTextFile(`${dir}/r.html`);
+    const svg = await Deno.readTextFile(`${dir}/r.svg`);
+    assert.match(html, /<h2>Lists<\/h2>/);
+    assert.match(
+      html,
+      /<tr><td class="text">zen\.test<\/td><td>2<\/td><td>0<\/td><td>2<\/td><\/tr>/,
+    );
+    assert.match(html, /<h3>Listed<\/h3>/);
+    for (const text of [html, svg]) {
+      assert.ok(text.includes(EVENT_COLORS.LISTED!), "LISTED's colour in the chart over time");
+      assert.match(text, /Top listed clients/);
+    }
+  });
+});
+
+Deno.test("report of a log without lists says nothing of them", async () => {
+  const out = await runReport([SAMPLE]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.doesNotMatch(out.stdout, /^Lists|^Top listed/m);
+  const r = await json([SAMPLE]);
+  assert.deepEqual(r.lists, { lines: 0, scored: 0, zones: [] });
+  assert.deepEqual(r.top_listed, []);
 });
 
 Deno.test("report's exit codes: 100 for usage, 111 for an input it cannot read or a file it cannot write", async (t) => {

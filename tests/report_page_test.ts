@@ -40,7 +40,10 @@ Deno.test({
       // Bars of every outcome of the sample (in the chart over time, and the cards' borders);
       // the tiers of its early talkers (the waiting times, the top clients) share two of them.
       assert.equal(TIER_COLORS.noptr, EVENT_COLORS.EARLY);
+      // The sample has no lists: LISTED's colour is not on its page.
+      const sampleEvents = ["PASS", "EARLY", "CLOSED", "REFUSED", "BUSY"];
       for (const [what, colour] of Object.entries(EVENT_COLORS)) {
+        if (!sampleEvents.includes(what)) continue;
         const n = pixelsNear(image, colour);
         assert.ok(n > 400, `${n} pixels of ${what}'s ${colour}`);
       }

@@ -64,6 +64,8 @@ const SHAPES: Row[] = [
       action: "exec",
       would: undefined,
       memory: ["passed"],
+      score: undefined,
+      lists: undefined,
       bytes: undefined,
       data: undefined,
       ...base,
@@ -84,6 +86,8 @@ const SHAPES: Row[] = [
       action: "451",
       would: undefined,
       memory: [],
+      score: undefined,
+      lists: undefined,
       bytes: 24,
       data: "EHLO?spam.example.org??",
       ...base,
@@ -104,6 +108,8 @@ const SHAPES: Row[] = [
       action: "exit",
       would: undefined,
       memory: [],
+      score: undefined,
+      lists: undefined,
       bytes: undefined,
       data: undefined,
       ...base,
@@ -124,6 +130,8 @@ const SHAPES: Row[] = [
       action: "421",
       would: undefined,
       memory: [],
+      score: undefined,
+      lists: undefined,
       bytes: undefined,
       data: undefined,
       ...base,
@@ -145,6 +153,8 @@ const SHAPES: Row[] = [
       action: "421",
       would: undefined,
       memory: ["penalty", "box"],
+      score: undefined,
+      lists: undefined,
       bytes: undefined,
       data: undefined,
       ...base,
@@ -166,6 +176,8 @@ const SHAPES: Row[] = [
       action: "rblsmtpd",
       would: undefined,
       memory: ["off"],
+      score: undefined,
+      lists: undefined,
       bytes: -1,
       data: undefined,
       ...base,
@@ -187,8 +199,102 @@ const SHAPES: Row[] = [
       action: "ignore",
       would: "451",
       memory: ["penalty"],
+      score: undefined,
+      lists: undefined,
       bytes: 6,
       data: "EHLO??",
+      ...base,
+    },
+  ],
+  [
+    // The lists' score reached the threshold, with -S: refused with --dnsbl-reply's code.
+    "smtp-delay: info: LISTED pid=4716 ip=192.0.2.9 tier=noptr ptr=- lookup=none delay=26.000 waited=0.050 action=421 memory=- score=3 lists=zen.test,bl.test",
+    {
+      kind: "outcome",
+      event: "LISTED",
+      pid: 4716,
+      ip: "192.0.2.9",
+      tier: "noptr",
+      ptr: undefined,
+      lookup: "none",
+      delaySeconds: 26,
+      waitedSeconds: 0.05,
+      action: "421",
+      would: undefined,
+      memory: [],
+      score: 3,
+      lists: ["zen.test", "bl.test"],
+      bytes: undefined,
+      data: undefined,
+      ...base,
+    },
+  ],
+  [
+    // Without -S: rblsmtpd refuses it; --action ignore: handed on, would=.
+    "smtp-delay: info: LISTED pid=4717 ip=192.0.2.9 tier=- ptr=- lookup=pending delay=- waited=26.010 action=ignore would=rblsmtpd memory=penalty score=1 lists=zen.test",
+    {
+      kind: "outcome",
+      event: "LISTED",
+      pid: 4717,
+      ip: "192.0.2.9",
+      tier: undefined,
+      ptr: undefined,
+      lookup: "pending",
+      delaySeconds: undefined,
+      waitedSeconds: 26.01,
+      action: "ignore",
+      would: "rblsmtpd",
+      memory: ["penalty"],
+      score: 1,
+      lists: ["zen.test"],
+      bytes: undefined,
+      data: undefined,
+      ...base,
+    },
+  ],
+  [
+    // Allowlisted by the lists: a PASS without delay, a score below zero.
+    "smtp-delay: info: PASS pid=4718 ip=192.0.2.2 tier=ptr ptr=mail.example.net lookup=found delay=0.000 waited=0.012 action=exec memory=- score=-5 lists=list.dnswl.org",
+    {
+      kind: "outcome",
+      event: "PASS",
+      pid: 4718,
+      ip: "192.0.2.2",
+      tier: "ptr",
+      ptr: "mail.example.net",
+      lookup: "found",
+      delaySeconds: 0,
+      waitedSeconds: 0.012,
+      action: "exec",
+      would: undefined,
+      memory: [],
+      score: -5,
+      lists: ["list.dnswl.org"],
+      bytes: undefined,
+      data: undefined,
+      ...base,
+    },
+  ],
+  [
+    // Lists configured but not asked (score=-), none hit (lists=-): before EARLY's bytes and data.
+    "smtp-delay: info: EARLY pid=4719 ip=192.0.2.4 tier=noptr ptr=- lookup=none delay=26.000 waited=0.031 action=451 memory=- score=- lists=- bytes=24 data=EHLO?spam.example.org??",
+    {
+      kind: "outcome",
+      event: "EARLY",
+      pid: 4719,
+      ip: "192.0.2.4",
+      tier: "noptr",
+      ptr: undefined,
+      lookup: "none",
+      delaySeconds: 26,
+      waitedSeconds: 0.031,
+      action: "451",
+      would: undefined,
+      memory: [],
+      score: undefined,
+      lists: [],
+      bytes: 24,
+      data: "EHLO?spam.example.org??",
       ...base,
     },
   ],
@@ -314,6 +420,8 @@ Deno.test("parseLine() takes what log.ts writes back as it was written", () => {
     action: "451",
     would: undefined,
     memory: ["penalty", "rate"],
+    score: undefined,
+    lists: undefined,
     bytes: 6,
     data: "EHLO??[31m??<b>",
     atMs: undefined,
@@ -384,6 +492,11 @@ Deno.test("parseLine() refuses damaged lines of ours: undefined, but ours", asyn
     ["an empty key", "smtp-delay: info: PASS " + pass + " =x"],
     ["an empty value", "smtp-delay: info: PASS " + pass.replace("memory=-", "memory=")],
     ["EARLY with bytes that are no count", "smtp-delay: info: EARLY " + pass + " bytes=a data=-"],
+    ["a score that is no number", "smtp-delay: info: LISTED " + pass + " score=x lists=zen.test"],
+    ["a score with a plus", "smtp-delay: info: LISTED " + pass + " score=+3 lists=zen.test"],
+    ["a score of two minuses", "smtp-delay: info: PASS " + pass + " score=--3 lists=zen.test"],
+    ["a fractional score", "smtp-delay: info: LISTED " + pass + " score=1.5 lists=zen.test"],
+    ["an empty lists", "smtp-delay: info: LISTED " + pass + " score=3 lists="],
     ["END without seconds", "smtp-delay: info: END pid=1 ip=192.0.2.2 why=eof in=1 out=2"],
     ["END with bad in", "smtp-delay: info: END pid=1 ip=192.0.2.2 why=eof in=x out=2 seconds=1"],
     ["BUSY without ip", "smtp-delay: info: BUSY why=fds waiting=3 action=421"],
@@ -416,6 +529,92 @@ Deno.test("parseLine() ignores fields a later version adds, wherever they stand"
   const record = parseLine(line);
   assert.equal(record?.kind, "outcome");
   assert.equal(record?.kind === "outcome" && record.waitedSeconds, 0.262);
+  const listed = parseLine(
+    "smtp-delay: info: LISTED pid=1 ip=192.0.2.9 tier=noptr ptr=- lookup=none delay=26.000 " +
+      "waited=0.050 action=421 memory=- score=3 weight=9 lists=zen.test odd=bl.test=127.1.0.1",
+  );
+  assert.equal(listed?.kind, "outcome");
+  if (listed?.kind !== "outcome") return;
+  assert.deepEqual([listed.score, listed.lists], [3, ["zen.test"]]);
+});
+
+Deno.test("parseLine() takes log.ts's lines with lists back: LISTED, score=, lists=", async (t) => {
+  const outcome = {
+    pid: 1,
+    ip: "192.0.2.9",
+    tier: "noptr",
+    ptr: undefined,
+    lookup: "none",
+    delayMs: 26_000,
+    waitedMs: 50,
+    memory: "",
+  } as const;
+  const rows: Array<[string, Parameters<typeof formatOutcome>[0], Partial<LogRecord>]> = [
+    [
+      "LISTED with -S",
+      {
+        ...outcome,
+        event: "listed",
+        action: "421",
+        lists: { score: 3, hits: ["zen.test", "bl.test"] },
+      },
+      { event: "LISTED", action: "421", score: 3, lists: ["zen.test", "bl.test"] },
+    ],
+    [
+      "LISTED for rblsmtpd",
+      { ...outcome, event: "listed", action: "rblsmtpd", lists: { score: 2, hits: ["zen.test"] } },
+      { event: "LISTED", action: "rblsmtpd", score: 2, lists: ["zen.test"] },
+    ],
+    [
+      "LISTED under --action ignore",
+      {
+        ...outcome,
+        event: "listed",
+        action: "ignore",
+        would: "421",
+        lists: { score: 1, hits: ["zen.test"] },
+      },
+      { event: "LISTED", action: "ignore", would: "421", score: 1, lists: ["zen.test"] },
+    ],
+    [
+      "an allowlisted PASS",
+      {
+        ...outcome,
+        event: "pass",
+        action: "exec",
+        delayMs: 0,
+        lists: { score: -5, hits: ["list.dnswl.org"] },
+      },
+      { event: "PASS", delaySeconds: 0, score: -5, lists: ["list.dnswl.org"] },
+    ],
+    [
+      "EARLY, the lists not asked",
+      {
+        ...outcome,
+        event: "early",
+        action: "451",
+        lists: { score: undefined, hits: [] },
+        bytes: 4,
+        data: new TextEncoder().encode("QUIT"),
+      },
+      { event: "EARLY", score: undefined, lists: [], bytes: 4, data: "QUIT" },
+    ],
+    [
+      "no lists configured",
+      { ...outcome, event: "refused", action: "421" },
+      { event: "REFUSED", score: undefined, lists: undefined },
+    ],
+  ];
+  for (const [name, written, want] of rows) {
+    await t.step(name, () => {
+      const line = formatOutcome(written);
+      const record = parseLine(line);
+      assert.equal(record?.kind, "outcome", line);
+      for (const [key, value] of Object.entries(want)) {
+        assert.deepEqual(record?.[key as keyof typeof record], value, `${key} of ${line}`);
+      }
+    });
+  }
 });
 
 Deno.test("parseLine() reads log.ts's --action ignore line: action=ignore, would=", () => {

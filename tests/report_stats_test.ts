@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { type LogRecord, parseLine } from "../src/report/parse.ts";
-import { BIN_EDGES, binLabel, percentiles, Tally } from "../src/report/stats.ts";
+import type { Summary } from "../src/report/stats.ts";
+import {
+  BIN_EDGES,
+  binLabel,
+  MAX_ZONES,
+  OTHER_ZONE,
+  percentiles,
+  Tally,
+} from "../src/report/stats.ts";
 
 const T0 = Date.UTC(2026, 11, 1, 0, 0, 0);
 const H = 3_600_000;
@@ -236,4 +244,91 @@ Deno.test("Tally: --action ignore lines count by their event, apart in `ignored`
   assert.equal(s.waited.EARLY?.max, 0.05);
   assert.equal(s.waited.REFUSED, undefined);
   assert.equal(s.topEarly[0]?.ip, "192.0.2.5", "an ignored early talker is still an early talker");
+});
+
+/** An outcome line with the lists' fields, as log.ts writes it with lists configured. */
+function scored(
+  event: string,
+  ip: string,
+  score: string,
+  lists: string,
+  action = "421",
+): LogRecord {
+  const line = `smtp-delay: info: ${event} pid=1 ip=${ip} tier=noptr ptr=- lookup=none ` +
+    `delay=26.000 waited=0.050 action=${action} memory=- score=${score} lists=${lists}` +
+    (event === "EARLY" ? " bytes=6 data=EHLO??" : "");
+  const r = parseLine(line);
+  assert.ok(r, line);
+  return r;
+}
+
+Deno.test("Tally counts LISTED as a connection of its own, between REFUSED and BUSY", () => {
+  const tally = new Tally();
+  tally.add(outcome("PASS", "192.0.2.1", "ptr", 0.25));
+  tally.add(parseLine("smtp-delay: info: BUSY ip=192.0.2.7 why=waiting waiting=9 action=421")!);
+  tally.add(scored("LISTED", "192.0.2.9", "3", "zen.test,bl.test"));
+  tally.add(scored("LISTED", "192.0.2.9", "3", "zen.test,bl.test", "rblsmtpd"));
+  tally.add(outcome("REFUSED", "192.0.2.8", "noptr", 0.01));
+  const s = tally.summary();
+  assert.deepEqual(s.events, { PASS: 1, REFUSED: 1, LISTED: 2, BUSY: 1 });
+  assert.equal(s.connections, 5);
+  assert.deepEqual(Object.keys(s.shares), ["PASS", "REFUSED", "LISTED", "BUSY"]);
+  assert.deepEqual(s.tiers.noptr, { REFUSED: 1, LISTED: 2 });
+  assert.equal(s.waited.LISTED?.n, 2);
+  assert.deepEqual(s.topListed, [
+    { ip: "192.0.2.9", ptr: undefined, tier: "noptr", count: 2, data: undefined },
+  ]);
+  assert.deepEqual(s.topRefused.map((t) => t.ip), ["192.0.2.8"], "LISTED is not REFUSED");
+});
+
+Deno.test("Tally counts the zones that hit, per event; lines scored and with lists", async (t) => {
+  const rows: Array<[string, LogRecord[], Summary["lists"]]> = [
+    ["no line with lists: nothing", [outcome("PASS", "192.0.2.1", "ptr", 0.25)], {
+      lines: 0,
+      scored: 0,
+      zones: [],
+    }],
+    ["score=- lists=-: a line with lists, not scored, no hit", [
+      scored("EARLY", "192.0.2.4", "-", "-", "451"),
+    ], { lines: 1, scored: 0, zones: [] }],
+    ["a score, no hit", [scored("PASS", "192.0.2.1", "0", "-", "exec")], {
+      lines: 1,
+      scored: 1,
+      zones: [],
+    }],
+    ["hits on LISTED and PASS lines, most first, ties by name", [
+      scored("LISTED", "192.0.2.9", "3", "zen.test,bl.test"),
+      scored("LISTED", "192.0.2.10", "2", "zen.test"),
+      scored("PASS", "192.0.2.2", "-5", "list.dnswl.org", "exec"),
+      scored("PASS", "192.0.2.3", "-4", "list.dnswl.org,zen.test", "exec"),
+      outcome("PASS", "192.0.2.1", "ptr", 0.25),
+    ], {
+      lines: 4,
+      scored: 4,
+      zones: [
+        { zone: "zen.test", hits: 3, events: { PASS: 1, LISTED: 2 } },
+        { zone: "list.dnswl.org", hits: 2, events: { PASS: 2 } },
+        { zone: "bl.test", hits: 1, events: { LISTED: 1 } },
+      ],
+    }],
+  ];
+  for (const [name, records, want] of rows) {
+    await t.step(name, () => {
+      const tally = new Tally();
+      for (const r of records) tally.add(r);
+      assert.deepEqual(tally.summary().lists, want);
+    });
+  }
+});
+
+Deno.test("Tally keeps MAX_ZONES zones apart, and counts the hits of any more as OTHER_ZONE", () => {
+  const tally = new Tally();
+  for (let i = 0; i < MAX_ZONES + 5; i++) {
+    tally.add(scored("LISTED", "192.0.2.9", "1", `z${i}.test`));
+  }
+  tally.add(scored("LISTED", "192.0.2.9", "1", "z0.test"));
+  const { zones } = tally.summary().lists;
+  assert.equal(zones.length, MAX_ZONES + 1);
+  assert.deepEqual(zones[0], { zone: OTHER_ZONE, hits: 5, events: { LISTED: 5 } });
+  assert.deepEqual(zones[1], { zone: "z0.test", hits: 2, events: { LISTED: 2 } });
 });

@@ -1,9 +1,10 @@
 /**
  * The counters, counted from log lines: one connection per outcome line (by
  * its event word and tier) and per BUSY line, its wait in a histogram by
- * tier, and the store's failures (the two warnings that say the memory was
- * not reached). Pure: a record in (src/report/parse.ts reads the line), the
- * families of src/metrics/exposition.ts out. serve counts the lines it
+ * tier, the zones of the lists that hit (`lists=`), and the store's
+ * failures (the two warnings that say the memory was not reached). Pure: a
+ * record in (src/report/parse.ts reads the line), the families of
+ * src/metrics/exposition.ts out. serve counts the lines it
  * writes (src/log.ts hands each one over), `smtp-delay metrics` the lines a
  * multilog directory holds: the same function, the same counts.
  */
@@ -39,6 +40,17 @@ export const STORE_FAILURES: readonly string[] = Object.freeze([
   "unable to remember the outcome: ",
 ]);
 
+/**
+ * Distinct zones counted apart in smtp_delay_list_hits_total: zones are
+ * the admin's (32 per client at most), but each is a series to every
+ * scraper, so a log with more (settings that change per client, over
+ * months) cannot grow the page without bound. Zones beyond count under
+ * OTHER_ZONE.
+ */
+export const MAX_ZONES = 64;
+/** The label of the zones beyond MAX_ZONES: not a zone, which has a dot. */
+export const OTHER_ZONE = "other";
+
 /** What only serve knows: its clients and children now, and their limits. */
 export interface Gauges {
   readonly waiting: number;
@@ -61,6 +73,8 @@ export class Counters {
   private readonly connections = new Map<string, number>();
   private readonly waits = new Map<TierLabel, Waits>();
   private storeFailures = 0;
+  /** Hits by zone, in the order first seen; MAX_ZONES of them, and OTHER_ZONE. */
+  private readonly zones = new Map<string, number>();
 
   constructor() {
     for (const event of OUTCOME_EVENTS) {
@@ -80,6 +94,9 @@ export class Counters {
         const tier: TierLabel = record.tier ?? "-";
         this.add(`${record.event} ${tier}`);
         this.observe(tier, record.waitedSeconds);
+        if (record.lists !== undefined) {
+          for (const zone of record.lists) this.hit(zone);
+        }
         return;
       }
       case "busy":
@@ -93,6 +110,17 @@ export class Counters {
 
   private add(key: string): void {
     this.connections.set(key, (this.connections.get(key) ?? 0) + 1);
+  }
+
+  private hit(zone: string): void {
+    if (zone === "") return;
+    let n = this.zones.get(zone);
+    if (n === undefined) {
+      if (this.zones.size >= MAX_ZONES) zone = OTHER_ZONE;
+      else zone = (" " + zone).slice(1); // not a view of the line read: kept for the whole run
+      n = this.zones.get(zone) ?? 0;
+    }
+    this.zones.set(zone, n + 1);
   }
 
   private observe(tier: TierLabel, seconds: number): void {
@@ -123,6 +151,13 @@ export class Counters {
           "BUSY for a client serve turned away before its screening.",
         type: "counter",
         samples: connections,
+      },
+      {
+        name: "smtp_delay_list_hits_total",
+        help: "Outcome lines on which each zone of the lists hit (lists=), by zone; " +
+          `zones beyond the first ${MAX_ZONES} as ${OTHER_ZONE}.`,
+        type: "counter",
+        samples: [...this.zones].map(([zone, value]) => ({ labels: [["zone", zone]], value })),
       },
       {
         name: "smtp_delay_store_failures_total",

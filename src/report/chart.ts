@@ -3,9 +3,9 @@
  * server (no browser, no canvas: Vega's SVG string renderer, text measured
  * by its estimate): outcomes over time (stacked, per hour or per day), the
  * seconds waited before talking early or hanging up per tier, and the top
- * early talkers and refused clients. The SVG needs no script and no network
- * to be seen; Vega escapes the text it writes (names, addresses) in text
- * and attributes alike.
+ * early talkers, refused and listed clients. The SVG needs no script and no
+ * network to be seen; Vega escapes the text it writes (names, addresses) in
+ * text and attributes alike.
  *
  * Vega is loaded only here, and this file only by report.ts for --html and
  * --svg: the filter never loads it.
@@ -25,6 +25,7 @@ export const EVENT_COLORS: Readonly<Record<string, string>> = {
   EARLY: "#e45756",
   CLOSED: "#f58518",
   REFUSED: "#b279a2",
+  LISTED: "#439894",
   BUSY: "#9d755d",
 };
 export const TIER_COLORS: Readonly<Record<string, string>> = {
@@ -154,7 +155,7 @@ export function waitChart(s: Summary): Unit | undefined {
   return parts.length === 1 ? parts[0] : { vconcat: parts, spacing: 24 };
 }
 
-/** The top early talkers and refused clients, bars coloured by tier; undefined when none. */
+/** The top early talkers, refused and listed clients, bars coloured by tier; undefined when none. */
 export function topChart(s: Summary): Unit | undefined {
   const part = (title: string, list: Summary["topEarly"]): Unit | undefined => {
     if (list.length === 0) return undefined;
@@ -192,6 +193,7 @@ export function topChart(s: Summary): Unit | undefined {
   const parts = [
     part("Top early talkers", s.topEarly),
     part("Top refused clients", s.topRefused),
+    part("Top listed clients", s.topListed),
   ].filter((p) => p !== undefined);
   if (parts.length === 0) return undefined;
   return parts.length === 1

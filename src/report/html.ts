@@ -5,7 +5,13 @@
  * here (escapeHtml), and the page's Content-Security-Policy allows no
  * script and no fetch at all, should anything slip through.
  */
-import { type Percentiles, type Summary, type Talker, TIER_KEYS } from "./stats.ts";
+import {
+  CONNECTION_EVENTS,
+  type Percentiles,
+  type Summary,
+  type Talker,
+  TIER_KEYS,
+} from "./stats.ts";
 import { EVENT_COLORS } from "./chart.ts";
 import { ignoredText } from "./text.ts";
 
@@ -72,6 +78,19 @@ function talkers(list: readonly Talker[], data: boolean): string {
   );
 }
 
+/** The lists' section: each zone's hits, in all and per outcome word; "" when no line had lists. */
+function lists(s: Summary): string {
+  const { lines, scored, zones } = s.lists;
+  if (lines === 0) return "";
+  const events = CONNECTION_EVENTS.filter((e) => zones.some((z) => z.events[e] !== undefined));
+  return `<h2>Lists</h2>\n<p>${lines} connections screened with lists, ${scored} scored.</p>\n` +
+    (zones.length === 0 ? "<p>No zone hit.</p>" : table(
+      ["zone", "hits", ...events],
+      zones.map((z) => [z.zone, String(z.hits), ...events.map((e) => String(z.events[e] ?? 0))]),
+      new Set([0]),
+    ));
+}
+
 /** The page; `charts` is chart.ts's SVG by name (outcomes over time, seconds waited, top clients). */
 export function formatHtml(s: Summary, charts: ReadonlyMap<string, string>): string {
   const period = s.firstMs === undefined || s.lastMs === undefined
@@ -115,6 +134,7 @@ export function formatHtml(s: Summary, charts: ReadonlyMap<string, string>): str
     `<h2>How long clients wait before they talk early or hang up</h2>`,
     figure("seconds waited"),
     table(["event tier", "n", "p50 s", "p90 s", "p99 s", "max s"], waitedRows),
+    lists(s),
     `<h2>What the delay costs the clients that pass</h2>`,
     cost.seconds
       ? `<p>${cost.passed} connections from ${cost.clients} clients waited ` +
@@ -125,12 +145,17 @@ export function formatHtml(s: Summary, charts: ReadonlyMap<string, string>): str
           Object.entries(cost.byTier).map(([tier, p]) => [tier, ...figures(p), p.total.toFixed(1)]),
         )
       : "<p>No client passed.</p>",
-    `<h2>Top early talkers and refused clients</h2>`,
+    s.topListed.length > 0
+      ? `<h2>Top early talkers, refused and listed clients</h2>`
+      : `<h2>Top early talkers and refused clients</h2>`,
     figure("top clients"),
     `<h3>Early talkers</h3>`,
     talkers(s.topEarly, true),
     `<h3>Refused</h3>`,
     talkers(s.topRefused, false),
+    s.lists.lines > 0 || s.topListed.length > 0
+      ? `<h3>Listed</h3>\n${talkers(s.topListed, false)}`
+      : "",
     `<footer>smtp-delay report; times in UTC; percentiles are nearest-rank over the seconds ` +
     `logged.</footer>`,
   ];

@@ -65,6 +65,12 @@ export function reportObject(s: Summary, period: Period): Record<string, unknown
     ignored: s.ignored,
     top_early: s.topEarly.map(talker),
     top_refused: s.topRefused.map(talker),
+    top_listed: s.topListed.map(talker),
+    lists: {
+      lines: s.lists.lines,
+      scored: s.lists.scored,
+      zones: s.lists.zones.map((z) => ({ zone: z.zone, hits: z.hits, events: z.events })),
+    },
     over_time: {
       bucket: s.bucketMs === 3_600_000 ? "hour" : "day",
       buckets: s.buckets.map((b) => ({ start: iso(b.startMs), ...b.counts })),

@@ -17,7 +17,7 @@ export type Tier = "ptr" | "dynamic" | "noptr";
 export const TIERS: readonly Tier[] = ["ptr", "dynamic", "noptr"];
 
 /** The event words of the outcome lines this version writes (src/decide.ts's Event, upper case). */
-export const OUTCOME_EVENTS = ["PASS", "EARLY", "CLOSED", "REFUSED"] as const;
+export const OUTCOME_EVENTS = ["PASS", "EARLY", "CLOSED", "REFUSED", "LISTED"] as const;
 
 interface Stamped {
   /** When the line was written, ms since the Unix epoch, from its stamp; undefined without one. */
@@ -25,9 +25,10 @@ interface Stamped {
 }
 
 /**
- * One connection's outcome: `PASS|EARLY|CLOSED|REFUSED pid= ip= tier= ptr=
- * lookup= delay= waited= action= memory= [bytes= data=]`. Any uppercase
- * word with the fields pid, ip, tier, lookup, waited and action is one.
+ * One connection's outcome: `PASS|EARLY|CLOSED|REFUSED|LISTED pid= ip=
+ * tier= ptr= lookup= delay= waited= action= memory= [score= lists=]
+ * [bytes= data=]`. Any uppercase word with the fields pid, ip, tier,
+ * lookup, waited and action is one.
  */
 export interface OutcomeRecord extends Stamped {
   readonly kind: "outcome";
@@ -46,6 +47,13 @@ export interface OutcomeRecord extends Stamped {
   readonly would: string | undefined;
   /** The memory's rules that applied: [] for `-`; ["off"], ["down"] as written. */
   readonly memory: readonly string[];
+  /** With lists configured: their score at the verdict; undefined for `-` (not asked) or without. */
+  readonly score: number | undefined;
+  /**
+   * With lists configured: the zones that hit, as written ([] for `-`);
+   * undefined when the line has no `lists=` (no lists configured).
+   */
+  readonly lists: readonly string[] | undefined;
   /** EARLY: the bytes waiting (-1 when they could not be counted). */
   readonly bytes: number | undefined;
   /** EARLY: the first of them, cleaned, undefined for `-`. */
@@ -263,6 +271,13 @@ function integer(v: string | undefined, negative = false): number {
   return n < 0 ? NaN : n;
 }
 
+/** A whole number, with `-` before it when negative (a score can be); NaN for anything else. */
+function signed(v: string): number {
+  if (v.charCodeAt(0) !== 45) return integer(v);
+  const n = integer(v.slice(1));
+  return n === 0 ? 0 : -n;
+}
+
 /** A count or `-` (not counted). */
 function countOrDash(v: string | undefined): number | undefined | null {
   if (v === "-") return undefined;
@@ -338,6 +353,8 @@ class Fields {
   bytes: string | undefined;
   data: string | undefined;
   would: string | undefined;
+  score: string | undefined;
+  lists: string | undefined;
   other: Record<string, string> | undefined;
   words: string[] | undefined;
 
@@ -356,6 +373,8 @@ class Fields {
       this.bytes =
       this.data =
       this.would =
+      this.score =
+      this.lists =
         undefined;
     this.other = this.words = undefined;
     let at = from;
@@ -410,6 +429,12 @@ class Fields {
       case "would":
         this.would = value;
         break;
+      case "score":
+        this.score = value;
+        break;
+      case "lists":
+        this.lists = value;
+        break;
       default:
         (this.other ??= {})[key] = value;
     }
@@ -439,6 +464,8 @@ const SLOTS = [
   "bytes",
   "data",
   "would",
+  "score",
+  "lists",
 ] as const;
 
 const fields = new Fields();
@@ -454,6 +481,8 @@ function wordOf(word: string): string {
       return "CLOSED";
     case "REFUSED":
       return "REFUSED";
+    case "LISTED":
+      return "LISTED";
     default:
       return word;
   }
@@ -512,7 +541,8 @@ function outcome(event: string, f: Fields, atMs: number | undefined): OutcomeRec
     !address(f.ip) || tier === null
   ) return undefined;
   const bytes = f.bytes === undefined ? undefined : integer(f.bytes, true);
-  if (Number.isNaN(bytes)) return undefined;
+  const score = f.score === undefined || f.score === "-" ? undefined : signed(f.score);
+  if (Number.isNaN(bytes) || Number.isNaN(score)) return undefined;
   const memory = f.memory;
   return {
     kind: "outcome",
@@ -527,6 +557,8 @@ function outcome(event: string, f: Fields, atMs: number | undefined): OutcomeRec
     action: f.action!,
     would: f.would,
     memory: memory === undefined || memory === "-" ? NO_RULES : memory.split(","),
+    score,
+    lists: f.lists === undefined ? undefined : f.lists === "-" ? NO_ZONES : f.lists.split(","),
     bytes,
     data: f.data === undefined ? undefined : orDash(f.data),
     atMs,
@@ -534,6 +566,7 @@ function outcome(event: string, f: Fields, atMs: number | undefined): OutcomeRec
 }
 
 const NO_RULES: readonly string[] = Object.freeze([]);
+const NO_ZONES: readonly string[] = NO_RULES;
 
 function end(f: Record<string, string>, atMs: number | undefined): EndRecord | undefined {
   const pid = integer(f.pid);

@@ -1,10 +1,10 @@
 /**
  * The figures of a report, pure: records in (parse.ts's), a Summary out.
  * Tally counts every line it is shown, keeps what falls in the period, and
- * summary() computes shares, percentiles, histograms, top lists and the
- * outcomes over time. Percentiles are nearest-rank (the smallest value with
- * at least q of the values at or below it) over the values as logged
- * (milliseconds).
+ * summary() computes shares, percentiles, histograms, top lists, the lists'
+ * hits per zone and the outcomes over time. Percentiles are nearest-rank
+ * (the smallest value with at least q of the values at or below it) over
+ * the values as logged (milliseconds).
  */
 import type { LogRecord, OutcomeRecord, Tier } from "./parse.ts";
 import { TIERS } from "./parse.ts";
@@ -21,7 +21,23 @@ export type TierKey = Tier | typeof NO_TIER;
 export const TIER_KEYS: readonly TierKey[] = [...TIERS, NO_TIER];
 
 /** Event words that are a connection's outcome, in the order reports show them. */
-export const CONNECTION_EVENTS = ["PASS", "EARLY", "CLOSED", "REFUSED", "BUSY"] as const;
+export const CONNECTION_EVENTS = [
+  "PASS",
+  "EARLY",
+  "CLOSED",
+  "REFUSED",
+  "LISTED",
+  "BUSY",
+] as const;
+
+/**
+ * Distinct zones the report counts apart; the hits of any further zone
+ * count under OTHER_ZONE. Zones are the admin's (32 per client at most),
+ * so this is only a bound on what a strange log can make the report hold.
+ */
+export const MAX_ZONES = 1000;
+/** Where the hits of the zones beyond MAX_ZONES go: not a zone (a zone has a dot). */
+export const OTHER_ZONE = "other";
 
 /** The events whose waiting times tell how long clients wait: talking early, hanging up. */
 export const WAITING_EVENTS = ["EARLY", "CLOSED"] as const;
@@ -94,6 +110,13 @@ export interface Talker {
   readonly data: string | undefined;
 }
 
+/** A zone of the lists: the outcome lines it hit, in all and per event word. */
+export interface ZoneHits {
+  readonly zone: string;
+  readonly hits: number;
+  readonly events: Readonly<Record<string, number>>;
+}
+
 /** One bar of the outcomes over time: its start and the count of each event. */
 export interface Bucket {
   readonly startMs: number;
@@ -139,6 +162,16 @@ export interface Summary {
   };
   readonly topEarly: readonly Talker[];
   readonly topRefused: readonly Talker[];
+  readonly topListed: readonly Talker[];
+  /** The lists (`score=`, `lists=` of the outcome lines). */
+  readonly lists: {
+    /** Outcome lines with a `lists=` field: connections screened with lists configured. */
+    readonly lines: number;
+    /** Of them, those with a score (`score=N`, not `-`: the lists were asked). */
+    readonly scored: number;
+    /** Each zone that hit, most hits first (ties by name). */
+    readonly zones: readonly ZoneHits[];
+  };
   /**
    * --action ignore: per event, what enforcing would have done and how
    * often (`would=`). These clients were handed on after their delay: their
@@ -177,6 +210,11 @@ export class Tally {
   private readonly waits = new Map<string, Map<string, Values>>();
   private readonly early = new Map<string, Counted>();
   private readonly refused = new Map<string, Counted>();
+  private readonly listed = new Map<string, Counted>();
+  private listLines = 0;
+  private scored = 0;
+  /** zone -> event -> hits. */
+  private readonly zones = new Map<string, Map<string, number>>();
   private readonly passedClients = new Set<string>();
   /** action=ignore: event -> would -> count. */
   private readonly ignored = new Map<string, Map<string, number>>();
@@ -260,6 +298,24 @@ export class Tally {
       if (!this.passedClients.has(r.ip)) this.passedClients.add(own(r.ip));
     } else if (r.event === "EARLY") count(this.early, r);
     else if (r.event === "REFUSED") count(this.refused, r);
+    else if (r.event === "LISTED") count(this.listed, r);
+    if (r.lists !== undefined) this.lists(r);
+  }
+
+  /** The lists' fields of an outcome line: the zones that hit, by event. */
+  private lists(r: OutcomeRecord): void {
+    this.listLines++;
+    if (r.score !== undefined) this.scored++;
+    for (const hit of r.lists!) {
+      if (hit === "") continue;
+      let zone = this.zones.get(hit);
+      if (!zone) {
+        const key = this.zones.size < MAX_ZONES ? own(hit) : OTHER_ZONE;
+        zone = this.zones.get(key);
+        if (!zone) this.zones.set(key, zone = new Map());
+      }
+      zone.set(r.event, (zone.get(r.event) ?? 0) + 1);
+    }
   }
 
   /** The seconds `r` waited, under its tier and event. */
@@ -343,8 +399,21 @@ export class Tally {
       ),
       topEarly: topOf(this.early, top),
       topRefused: topOf(this.refused, top),
+      topListed: topOf(this.listed, top),
+      lists: { lines: this.listLines, scored: this.scored, zones: this.zoneHits() },
       ...this.buckets(),
     };
+  }
+
+  /** The zones that hit, most hits first, ties by name; their events in the reports' order. */
+  private zoneHits(): ZoneHits[] {
+    const all = [...this.zones].map(([zone, m]) => ({
+      zone,
+      hits: [...m.values()].reduce((a, b) => a + b, 0),
+      events: Object.fromEntries(this.sortedEvents(m.keys()).map((e) => [e, m.get(e)!])),
+    }));
+    all.sort((a, b) => b.hits - a.hits || (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0));
+    return all;
   }
 
   /** A connection's outcome: one of CONNECTION_EVENTS, or a later version's word with a tier. */

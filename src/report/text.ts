@@ -2,12 +2,14 @@
  * The report as text for a terminal (the default output): the period and
  * the lines read, outcomes per event and tier, how long clients waited
  * before they talked early or hung up, what the delay cost the clients that
- * passed, and the top early talkers and refused clients. Printable ASCII
- * only, within 100 columns (a PTR name may be cut).
+ * passed, the lists' hits per zone (when the log has lists), and the top
+ * early talkers, refused and listed clients. Printable ASCII only, within
+ * 100 columns (a PTR name or a zone may be cut).
  */
 import {
   BIN_EDGES,
   binLabel,
+  CONNECTION_EVENTS,
   type Percentiles,
   type Summary,
   type Talker,
@@ -91,6 +93,8 @@ export function formatText(s: Summary): string {
     }
   }
 
+  out.push(...listsText(s));
+
   out.push("", "What the delay cost the clients that passed");
   const { cost } = s;
   if (cost.seconds) {
@@ -109,6 +113,9 @@ export function formatText(s: Summary): string {
 
   out.push("", "Top early talkers", ...talkers(s.topEarly));
   out.push("", "Top refused clients", ...talkers(s.topRefused));
+  if (s.lists.lines > 0 || s.topListed.length > 0) {
+    out.push("", "Top listed clients", ...talkers(s.topListed));
+  }
   return out.join("\n") + "\n";
 }
 
@@ -118,6 +125,33 @@ export function ignoredText(s: Summary): string {
     Object.entries(would).map(([what, n]) => `${event} ${n} (would ${what})`)
   );
   return parts.length ? `handed on by --action ignore: ${parts.join(", ")}` : "";
+}
+
+/**
+ * The lists: how many connections they scored, and each zone's hits, in all
+ * and per event word; nothing when no line had lists.
+ */
+function listsText(s: Summary): string[] {
+  const { lines, scored, zones } = s.lists;
+  if (lines === 0) return [];
+  const out = [
+    "",
+    `Lists: ${lines} connections screened with lists, ${scored} scored; the zones that hit them`,
+  ];
+  if (zones.length === 0) return [...out, "  no zone hit"];
+  // A column per outcome word of this version (hits counts every word): within 100 columns.
+  const events = CONNECTION_EVENTS.filter((e) => zones.some((z) => z.events[e] !== undefined));
+  const room = 100 - 2 - 10 * (1 + events.length);
+  const zoneWidth = Math.min(room, Math.max(4, ...zones.map((z) => z.zone.length)));
+  const widths = [zoneWidth, 9, ...events.map(() => 9)];
+  out.push("  " + row(["zone", "hits", ...events], widths));
+  for (const z of zones) {
+    out.push(
+      "  " +
+        row([z.zone.slice(0, zoneWidth), z.hits, ...events.map((e) => z.events[e] ?? 0)], widths),
+    );
+  }
+  return out;
 }
 
 function numbers(p: Percentiles): Array<string | number> {
