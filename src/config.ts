@@ -9,10 +9,8 @@ import { type Option, type OptionSet, scanOptions } from "./getopt.ts";
 import type { MemoryConfig } from "./history.ts";
 import { parseIp } from "./ip.ts";
 import {
-  DEFAULT_ALLOW_THRESHOLD,
-  DEFAULT_BLOCK_THRESHOLD,
-  DEFAULT_REPLY,
   type Lists,
+  makeLists,
   parseReply,
   parseSpecs,
   parseThreshold,
@@ -462,13 +460,12 @@ function listsOf(
   const block = given("dnsbl-threshold", "SMTPDELAY_DNSBL_THRESHOLD");
   const allow = given("dnswl-threshold", "SMTPDELAY_DNSWL_THRESHOLD");
   const reply = given("dnsbl-reply", "SMTPDELAY_DNSBL_REPLY");
-  const lists: Lists = Object.freeze({
-    specs: Object.freeze(specs),
-    zones: Object.freeze([...new Set(specs.map((spec) => spec.zone))]),
-    blockThreshold: block ? parseThreshold(block.text, 1, block.what) : DEFAULT_BLOCK_THRESHOLD,
-    allowThreshold: allow ? parseThreshold(allow.text, -1, allow.what) : DEFAULT_ALLOW_THRESHOLD,
-    reply: reply ? parseReply(reply.text, reply.what) : DEFAULT_REPLY,
-  });
+  const lists = makeLists(
+    specs,
+    block ? parseThreshold(block.text, 1, block.what) : undefined,
+    allow ? parseThreshold(allow.text, -1, allow.what) : undefined,
+    reply ? parseReply(reply.text, reply.what) : undefined,
+  );
   warnings.push(
     ...unreachable(lists, block?.what ?? "--dnsbl-threshold", allow?.what ?? "--dnswl-threshold"),
   );

@@ -10,7 +10,7 @@ import { libc } from "../src/libc.ts";
 import { listServer, polled } from "../src/lists/ask.ts";
 import { Listing, MAX_CACHE_SECONDS } from "../src/lists/listing.ts";
 import type { Answers } from "../src/lists/score.ts";
-import { DEFAULT_REPLY, type Lists, parseSpec } from "../src/lists/spec.ts";
+import { type Lists, makeLists, parseSpecs } from "../src/lists/spec.ts";
 import {
   type Answer,
   type FakeDns,
@@ -23,16 +23,9 @@ import { capturingStderr } from "./fixtures/stderr.ts";
 const IP = "192.0.2.77";
 const REVERSED = "77.2.0.192";
 
-function listsOf(specs: string[], block = 1, allow = -1): Lists {
-  const parsed = specs.map((s) => parseSpec(s, "--dnsbl"));
-  return {
-    specs: parsed,
-    zones: [...new Set(parsed.map((s) => s.zone))],
-    blockThreshold: block,
-    allowThreshold: allow,
-    reply: DEFAULT_REPLY,
-  };
-}
+/** Lists of these specs and thresholds. */
+const listsOf = (specs: string[], block = 1, allow = -1): Lists =>
+  makeLists(parseSpecs(specs, "--dnsbl"), block, allow);
 
 /** `promise`, or a failure after 5 s: a listing that never settles fails its test, not the run. */
 async function settled(promise: Promise<void>): Promise<void> {

@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
 import { type Answers, judge, type ListVerdict } from "../src/lists/score.ts";
-import { DEFAULT_REPLY, type Lists, parseSpec } from "../src/lists/spec.ts";
+import { type Lists, makeLists, parseSpecs } from "../src/lists/spec.ts";
 
 /** Lists of these specs and thresholds. */
-function listsOf(specs: string[], block = 1, allow = -1): Lists {
-  const parsed = specs.map((s) => parseSpec(s, "--dnsbl"));
-  return {
-    specs: parsed,
-    zones: [...new Set(parsed.map((s) => s.zone))],
-    blockThreshold: block,
-    allowThreshold: allow,
-    reply: DEFAULT_REPLY,
-  };
-}
+const listsOf = (specs: string[], block = 1, allow = -1): Lists =>
+  makeLists(parseSpecs(specs, "--dnsbl"), block, allow);
 
 const ZEN_DNSWL = listsOf(
   [

@@ -5,6 +5,7 @@ import {
   isListing,
   type Lists,
   type ListSpec,
+  makeLists,
   parseReply,
   parseSpec,
   parseSpecs,
@@ -260,16 +261,8 @@ Deno.test("isListing(): 127.0.0.0/8 but 127.255.255.0/24, nothing else", async (
 });
 
 /** Lists of these specs and thresholds. */
-function listsOf(specs: string[], block = 1, allow = -1): Lists {
-  const parsed = specs.map((s) => parseSpec(s, "--dnsbl"));
-  return {
-    specs: parsed,
-    zones: [...new Set(parsed.map((s) => s.zone))],
-    blockThreshold: block,
-    allowThreshold: allow,
-    reply: DEFAULT_REPLY,
-  };
-}
+const listsOf = (specs: string[], block = 1, allow = -1): Lists =>
+  makeLists(parseSpecs(specs, "--dnsbl"), block, allow);
 
 Deno.test("unreachable() warns of a threshold no sum of weights reaches", async (t) => {
   const rows: Array<[string, Lists, string[]]> = [

@@ -128,6 +128,22 @@ export function parseSpecs(texts: readonly string[], what: string): ListSpec[] {
   return texts.map((text) => parseSpec(text, what));
 }
 
+/** The Lists of `specs`: their zones each once, in their order; frozen. */
+export function makeLists(
+  specs: readonly ListSpec[],
+  blockThreshold = DEFAULT_BLOCK_THRESHOLD,
+  allowThreshold = DEFAULT_ALLOW_THRESHOLD,
+  reply = DEFAULT_REPLY,
+): Lists {
+  return Object.freeze({
+    specs: Object.freeze([...specs]),
+    zones: Object.freeze([...new Set(specs.map((spec) => spec.zone))]),
+    blockThreshold,
+    allowThreshold,
+    reply,
+  });
+}
+
 /** A threshold: `sign` 1 wants 1 to MAX_WEIGHT, -1 wants -MAX_WEIGHT to -1. */
 export function parseThreshold(text: string, sign: 1 | -1, what: string): number {
   const value = parseWhole(text);
