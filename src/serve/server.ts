@@ -169,10 +169,11 @@ function ownFlagsOff(env: Readonly<Record<string, string>>): Record<string, stri
 }
 
 /** What the system may limit that serve needs: file descriptors, and the listen queue. */
-function warnOfLimits(c: Libc, options: ServeConfig): void {
+function warnOfLimits(c: Libc, options: ServeConfig, lists: boolean): void {
   const files = c.raiseFileLimit();
-  // Each waiting client holds one fd, each relayed session two, and Deno itself a few dozen.
-  if (files < options.maxWaiting + 64) {
+  // Each waiting client holds one fd (two while its lists are asked), each relayed session two,
+  // and Deno itself a few dozen.
+  if (files < options.maxWaiting * (lists ? 2 : 1) + 64) {
     log.warning(
       `only ${files} file descriptors for --waiting ${options.maxWaiting}: ` +
         `clients beyond get 421 (raise ulimit -n)`,
@@ -213,7 +214,7 @@ export async function serve(
   await loadExemptions(request.config.allowFile);
   const c = libc();
   smallYoungGeneration(c, env);
-  warnOfLimits(c, options);
+  warnOfLimits(c, options, request.config.lists !== undefined);
   let server: Server;
   let metrics: { close(): Promise<void> } | undefined;
   try {

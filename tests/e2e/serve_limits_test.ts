@@ -77,3 +77,29 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "serve warns at start when the descriptors cannot hold --waiting: twice as many with lists",
+  E2E,
+  async (t) => {
+    const rows: [string, string[], boolean][] = [
+      ["without lists, 200 + 64 fit in 300: no word", [], false],
+      ["with lists, 2 x 200 + 64 do not: a warning", ["--dnsbl", "bl.test"], true],
+    ];
+    for (const [name, args, warns] of rows) {
+      await t.step(name, async () => {
+        const server = await ServeServer.start({
+          args: ["--waiting", "200", ...args],
+          wrap: ["prlimit", "--nofile=300:300"],
+        });
+        try {
+          const warning = "smtp-delay: warning: only 300 file descriptors for --waiting 200: " +
+            "clients beyond get 421 (raise ulimit -n)";
+          assert.equal(server.lines.includes(warning), warns, server.lines.join("\n"));
+        } finally {
+          await server.stop();
+        }
+      });
+    }
+  },
+);
