@@ -160,6 +160,16 @@ Deno.test("answers in the memory: no question asked, the score known at once", a
     assert.deepEqual(dns.asked, []);
     assert.equal(listing.cache(), undefined);
   });
+  // A listing kept from a client refused before its other zones answered decides alone.
+  await withListing({
+    lists: listsOf(["bl.test*3", "b2.test", "b3.test"], 3),
+    answers: { "b2.test": { addresses: ["127.0.0.2"] }, "b3.test": { rcode: NXDOMAIN } },
+    cached: new Map([["bl.test", ["127.0.0.2"]]]),
+  }, async (listing, dns) => {
+    assert.equal(listing.judge().verdict, "block");
+    await settled(listing.closed);
+    assert.deepEqual(dns.asked, []);
+  });
 });
 
 Deno.test("a zone that does not answer in time counts 0, with one warning", async () => {

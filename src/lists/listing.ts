@@ -53,7 +53,12 @@ export class Listing {
       const known = cached?.get(zone);
       if (known) this.answers.set(zone, known);
     }
-    const queries = lists.zones.filter((zone) => !this.answers.has(zone))
+    // The memory's answers may decide alone (a listing that hit, kept when the verdict came
+    // before the other zones answered): then no zone is asked. Not for "none": the score is
+    // logged, and the answers still to come make it whole.
+    const known = judge(lists, this.answers, false).verdict;
+    const decided = known === "block" || known === "allow";
+    const queries = decided ? [] : lists.zones.filter((zone) => !this.answers.has(zone))
       .map((zone) => ({ zone, name: queryName(ip, zone) }));
     this.asking = queries.length === 0
       ? undefined
