@@ -138,6 +138,8 @@ export interface Libc {
   sendDatagram(fd: number, bytes: Uint8Array): number;
   /** The next datagram waiting into `buf` (its length), or -errno (EAGAIN: none). */
   receiveDatagram(fd: number, buf: Uint8Array): number;
+  /** An errno in the system's words (strerror(3)). */
+  errorText(code: number): string;
 
   // The server's (and a relaying filter's).
 
@@ -359,7 +361,10 @@ function wrap(): Libc {
 }
 
 /** The calls of the lists' queries. */
-type DatagramCalls = Pick<Libc, "datagramSocket" | "sendDatagram" | "receiveDatagram">;
+type DatagramCalls = Pick<
+  Libc,
+  "datagramSocket" | "sendDatagram" | "receiveDatagram" | "errorText"
+>;
 
 function datagramCalls({ sym, errno, describe }: Bound): DatagramCalls {
   let datagram: DatagramSymbols | undefined;
@@ -388,6 +393,7 @@ function datagramCalls({ sym, errno, describe }: Bound): DatagramCalls {
       const n = Number(sym().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
       return n < 0 ? -errno() : n;
     },
+    errorText: describe,
   };
 }
 

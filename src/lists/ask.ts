@@ -114,7 +114,7 @@ const MAX_ANSWER = 4096;
 
 export type Datagrams = Pick<
   Libc,
-  "datagramSocket" | "sendDatagram" | "receiveDatagram" | "close" | "waitReadable"
+  "datagramSocket" | "sendDatagram" | "receiveDatagram" | "errorText" | "close" | "waitReadable"
 >;
 
 /**
@@ -155,7 +155,7 @@ export function ask(
   if (failed) {
     libc.close(fd);
     for (const { zone } of queries) {
-      heard(zone, { kind: "error", reason: `unable to send: errno ${failed}` });
+      heard(zone, { kind: "error", reason: `unable to send: ${libc.errorText(failed)}` });
     }
     return { stop() {}, closed: Promise.resolve() };
   }
@@ -182,7 +182,7 @@ export function ask(
         // An ICMP error (ECONNREFUSED: nothing listens there) ends every query.
         for (const [id, query] of waiting) {
           waiting.delete(id);
-          heard(query.zone, { kind: "error", reason: `unable to receive: errno ${-n}` });
+          heard(query.zone, { kind: "error", reason: `unable to receive: ${libc.errorText(-n)}` });
         }
       }
       if (n < 0) break;
