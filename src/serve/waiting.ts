@@ -176,7 +176,9 @@ export class WaitingRoom {
         log.warning(
           `unable to read ${options.rulesFile} (${conn.remote.ip} answered 421): ${rule.reason}`,
         );
-        this.parts.busy(fd, conn.remote.ip, "rules");
+        // Out of descriptors (EMFILE, ENFILE), the file cannot be read: the cause is the fds.
+        const why = rule.reason.includes("Too many open files") ? "fds" : "rules";
+        this.parts.busy(fd, conn.remote.ip, why);
         return;
       }
       conn.local.host = await localName;
