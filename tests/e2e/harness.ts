@@ -17,7 +17,17 @@ import dgram from "node:dgram";
 import { PERMISSIONS, ROOT, runFileEnv } from "../fixtures/source.ts";
 import { tcprules } from "../fixtures/tcprules.ts";
 
-const DENO = Deno.env.get("DENO") ?? `${ROOT}.tools/node_modules/.bin/deno`;
+/**
+ * Deno: the Makefile's (a path relative to the checkout, or a name on PATH)
+ * made absolute, for scripts that run it from another directory.
+ */
+const DENO =
+  ((given) =>
+    given === undefined
+      ? `${ROOT}.tools/node_modules/.bin/deno`
+      : given.includes("/") && !given.startsWith("/")
+      ? `${Deno.cwd()}/${given}`
+      : given)(Deno.env.get("DENO"));
 
 /** The filter as tcpserver runs it: `deno run FLAGS main.ts`. */
 export const FILTER = [DENO, "run", ...PERMISSIONS, `${ROOT}main.ts`];
@@ -170,8 +180,9 @@ function ip6Arpa(bytesHex: string): string {
 /**
  * dnsmasq on a loopback port, authoritative for 2.0.192.in-addr.arpa and
  * 2001:db8::/32's reverse zone: names in PTR, NXDOMAIN for the rest.
+ * `extra`: more of dnsmasq's options (a test's own records).
  */
-export async function startDns(): Promise<Dns> {
+export async function startDns(extra: readonly string[] = []): Promise<Dns> {
   const port = freePort(); // dnsmasq wants UDP and TCP on it; the TCP check is good enough here
   const records = Object.entries(PTR).map(([ip, name]) => {
     const rev = ip.includes(":")
@@ -193,6 +204,7 @@ export async function startDns(): Promise<Dns> {
       "--local=/2.0.192.in-addr.arpa/",
       "--local=/8.b.d.0.1.0.0.2.ip6.arpa/",
       ...records,
+      ...extra,
     ],
     stdout: "null",
     stderr: "piped",
