@@ -122,6 +122,15 @@ bench-burst: all
 bench-metrics: all
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/metrics.ts
 
+# What the DNS lists cost a connection (CPU, and wall time with a list server
+# that answers in LIST_MS [50] ms), with and without the memory's cache, in the
+# filter under tcpserver and in serve, and which src/lists/ modules a start
+# loads without lists (needs strace): bench/results/lists.md. Not part of
+# `make bench` (one script); RUNS [40], SERVE_RUNS [60].
+bench-lists: all
+	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/lists.ts
+	$(DENO) fmt -q bench/results/lists.md
+
 # smtp-delay report on 30 days of made-up logs (bench/report_logs.ts, kept in
 # build/bench-report/), 5,000,000 lines, on one core: bench/results/report.md.
 bench-report: $(DENO_DEP)
@@ -141,4 +150,4 @@ demo: all
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst bench-metrics demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst bench-metrics bench-lists demo clean
