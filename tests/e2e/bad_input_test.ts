@@ -101,6 +101,16 @@ const SCREENING_CASES: Array<[string, string[], RegExp]> = [
     /^smtp-delay: fatal: unable to read pattern file "\/nonexistent\/patterns": No such file or directory$/,
   ],
   [
+    "a list without a dot",
+    ["--dnsbl", "zen*3"],
+    /^smtp-delay: fatal: --dnsbl wants ZONE\[=FILTER\]\[\*WEIGHT\] \(.*\), got "zen\*3"$/,
+  ],
+  [
+    "a list's reply that is no refusal",
+    ["--dnsbl", "zen.test", "--dnsbl-reply", "250 ok"],
+    /^smtp-delay: fatal: --dnsbl-reply wants CODE TEXT, .* got "250 ok"$/,
+  ],
+  [
     "a memory limit beside --store none",
     ["--store", "none", "--max-conns", "5"],
     /^smtp-delay: fatal: --max-conns needs a store, and --store none has none$/,
@@ -118,6 +128,10 @@ const VARIABLE_CASES: Array<[Record<string, string>, RegExp]> = [
     /^smtp-delay: fatal: SMTPDELAY_DNS wants IP or IP:PORT, got "127\.0\.0\.1:99999"$/,
   ],
   [{ SMTPDELAY: "FOO" }, /^smtp-delay: fatal: SMTPDELAY wants JUSTDELAY or nothing, got "FOO"$/],
+  [
+    { SMTPDELAY_DNSBL: "zen.test list.test=127.0.0.[9..2]" },
+    /^smtp-delay: fatal: SMTPDELAY_DNSBL wants ZONE.*got "list\.test=127\.0\.0\.\[9\.\.2\]"$/,
+  ],
 ];
 
 /** The filter's own: [what, options, the last program (undefined: the recorder), fatal]. */
