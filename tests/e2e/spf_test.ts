@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { parseAllowlist } from "../../src/allow.ts";
 import { DnsResolver } from "../../src/spf/dns.ts";
 import { ROOT, runFileEnv } from "../fixtures/source.ts";
-import { banner, E2E, FILTER, freePort, Pipe, run, Server, TIMEOUT_MS } from "./harness.ts";
+import { banner, type Dns, E2E, FILTER, run, Server, startDns, TIMEOUT_MS } from "./harness.ts";
 
 /** _spf.example.org's record: 64 addresses in a row and 16 IPv6 ones, 1,415 bytes. */
 const BIG = [
@@ -55,71 +55,42 @@ const WARNINGS = [
   "_loop.example.net: a loop: example.net is already being expanded; the ranges before it are kept",
 ];
 
-interface Dnsmasq {
-  readonly address: string;
-  stop(): Promise<void>;
-}
-
 /** A TXT record as dnsmasq's option: strings of at most 255 characters, commas between them. */
 function txtRecord(name: string, text: string): string {
   return `--txt-record=${name},${text.match(/.{1,255}/g)!.join(",")}`;
 }
 
-/** dnsmasq on a loopback port: the test domains' records, NXDOMAIN under them, REFUSED elsewhere. */
-async function startDnsmasq(): Promise<Dnsmasq> {
-  const port = freePort();
-  const child = new Deno.Command("dnsmasq", {
-    args: [
-      "--no-daemon",
-      "--conf-file=/dev/null",
-      `--port=${port}`,
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      "--no-resolv",
-      "--no-hosts",
-      "--user=root",
-      "--pid-file=",
-      "--local=/example.org/",
-      "--local=/example.net/",
-      ...Object.entries(TXT).map(([name, text]) => txtRecord(name, text)),
-      "--txt-record=nospf.example.org,v=spf2.0/pra -all",
-      "--host-record=example.org,192.0.2.9,2001:db8::9",
-      "--host-record=mx.example.org,192.0.2.25,2001:db8:25::25",
-      "--mx-host=example.org,mx.example.org,10",
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Pipe(child.stderr);
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // gone already
-    }
-    await child.status;
-    await stderr.close();
-  };
+/**
+ * The harness's dnsmasq with the test domains' records: NXDOMAIN under them,
+ * REFUSED elsewhere; checked to answer the big record.
+ */
+async function startSpfDns(): Promise<Dns> {
+  const dns = await startDns([
+    "--local=/example.org/",
+    "--local=/example.net/",
+    ...Object.entries(TXT).map(([name, text]) => txtRecord(name, text)),
+    "--txt-record=nospf.example.org,v=spf2.0/pra -all",
+    "--host-record=example.org,192.0.2.9,2001:db8::9",
+    "--host-record=mx.example.org,192.0.2.25,2001:db8:25::25",
+    "--mx-host=example.org,mx.example.org,10",
+  ]);
   try {
-    await stderr.until(
-      () => stderr.lines.some((l) => l.includes("started")),
-      () => `dnsmasq to start: ${stderr.lines.join("\n")}`,
-    );
+    const [ipAddr, port] = dns.address.split(":");
     const resolver = new DnsResolver({
-      servers: [{ ipAddr: "127.0.0.1", port }],
+      servers: [{ ipAddr: ipAddr!, port: Number(port) }],
       timeoutMs: TIMEOUT_MS,
       tries: 1,
     });
     assert.deepEqual(await resolver.txt("_spf.example.org"), [BIG]);
   } catch (e) {
-    await stop();
+    await dns.stop();
     throw e;
   }
-  return { address: `127.0.0.1:${port}`, stop };
+  return dns;
 }
 
 /** `smtp-delay allowlist ARGS` as a process, the run file's environment and SMTPDELAY_DNS. */
-function allowlist(dns: Dnsmasq, ...args: string[]) {
+function allowlist(dns: Dns, ...args: string[]) {
   return run([...FILTER, "allowlist", ...args], runFileEnv({ SMTPDELAY_DNS: dns.address }));
 }
 
@@ -127,7 +98,7 @@ Deno.test(
   "allowlist spf expands SPF records from the DNS into a file --allow takes",
   E2E,
   async (t) => {
-    const dns = await startDnsmasq();
+    const dns = await startSpfDns();
     const dir = await Deno.makeTempDir({ prefix: "smtp-delay-spf-" });
     try {
       const got = await allowlist(dns, "spf", "example.org", "example.net");
@@ -197,7 +168,7 @@ Deno.test(
 );
 
 Deno.test("allowlist spf prints nothing when it cannot expand every domain", E2E, async (t) => {
-  const dns = await startDnsmasq();
+  const dns = await startSpfDns();
   try {
     await t.step("a domain the name server refuses: exit 111, at once", async () => {
       const got = await allowlist(dns, "spf", "other.test", "example.org");
@@ -250,7 +221,7 @@ async function cronLine(): Promise<string> {
 }
 
 Deno.test("README's cron line replaces the file on success only", E2E, async (t) => {
-  const dns = await startDnsmasq();
+  const dns = await startSpfDns();
   const dir = await Deno.makeTempDir({ prefix: "smtp-delay-cron-" });
   try {
     const shim = `${dir}/smtp-delay`;
