@@ -85,13 +85,19 @@ export class Children {
 
   /** A client passed: its child starts now, or when one ends (-c). */
   handOn(passed: Passed): void {
-    if (this.room()) void this.start(passed);
+    if (this.room()) this.startLogged(passed);
     else this.queue.push(passed);
   }
 
   /** Fewer than -c children run or are being started. */
   private room(): boolean {
     return this.running.size + this.starting < this.options.maxChildren;
+  }
+
+  /** start(), a failure of which costs this client only, never serve (an unhandled rejection). */
+  private startLogged(p: Passed): void {
+    // Its descriptor is not closed here: where start() failed, it may be closed and reused.
+    this.start(p).catch((e) => log.warning(`unable to serve a client: ${log.reason(e)}`));
   }
 
   private async start(p: Passed): Promise<void> {
@@ -185,7 +191,15 @@ export class Children {
     try {
       pidfd = libc.pidfd(pid);
     } catch (e) {
+      // No pidfd (out of descriptors): the child is reaped by polling, once a second, so that
+      // its connection is released (--per-ip, the memory's open count) and no zombie is left.
       log.warning(log.reason(e));
+      const poll = setInterval(() => {
+        if (libc.reap(pid) === undefined) return;
+        clearInterval(poll);
+        clearTimeout(timer);
+        this.release(p.id);
+      }, 1000);
       return;
     }
     const child: Child = { pid, pidfd, id: p.id, timer };
@@ -208,6 +222,6 @@ export class Children {
     this.release(child.id);
     if (this.options.verbosity >= 2) log.tcpserver(endLine(child.pid, status));
     this.status();
-    while (this.queue.length > 0 && this.room()) void this.start(this.queue.shift()!);
+    while (this.queue.length > 0 && this.room()) this.startLogged(this.queue.shift()!);
   }
 }

@@ -7,8 +7,17 @@ import { reason } from "../log.ts";
 import { type Cdb, CdbError, openCdb } from "./cdb.ts";
 import { lookupRuleInCdb, type RuleMatch } from "./rules.ts";
 
-/** A rule, or why there is none to trust (the client is then refused). */
-export type RulesAnswer = RuleMatch | { kind: "unreadable"; reason: string };
+/**
+ * A rule, or why there is none to trust (the client is then refused);
+ * `fds`: the system was out of descriptors (EMFILE, ENFILE), not the file at fault.
+ */
+export type RulesAnswer = RuleMatch | { kind: "unreadable"; reason: string; fds?: true };
+
+/** Whether a failure was the want of a descriptor. */
+const outOfFds = (e: unknown) => {
+  const code = (e as { code?: unknown })?.code;
+  return code === "EMFILE" || code === "ENFILE";
+};
 
 export class Rules {
   private cdb: Cdb | undefined;
@@ -46,7 +55,7 @@ export class Rules {
       if (e instanceof CdbError || e instanceof Deno.errors.NotFound) {
         return { kind: "unreadable", reason: e.message };
       }
-      return { kind: "unreadable", reason: reason(e) };
+      return { kind: "unreadable", reason: reason(e), ...(outOfFds(e) ? { fds: true } : {}) };
     }
   }
 }

@@ -117,7 +117,7 @@ export class WaitingRoom {
   take(client: Admitted): void {
     this.clients.add(client.fd);
     this.screen(client).catch((e) => {
-      log.warning(`unable to serve a client: ${e instanceof Error ? e.message : e}`);
+      log.warning(`unable to serve a client: ${log.reason(e)}`);
     });
   }
 
@@ -176,9 +176,7 @@ export class WaitingRoom {
         log.warning(
           `unable to read ${options.rulesFile} (${conn.remote.ip} answered 421): ${rule.reason}`,
         );
-        // Out of descriptors (EMFILE, ENFILE), the file cannot be read: the cause is the fds.
-        const why = rule.reason.includes("Too many open files") ? "fds" : "rules";
-        this.parts.busy(fd, conn.remote.ip, why);
+        this.parts.busy(fd, conn.remote.ip, rule.fds ? "fds" : "rules");
         return;
       }
       conn.local.host = await localName;
