@@ -13,7 +13,8 @@
  */
 
 /** The tiers of README's "Tiers", and `-` in a line read as undefined. */
-export type Tier = "ptr" | "dynamic" | "noptr";
+export type { Tier } from "../classify.ts";
+import type { Tier } from "../classify.ts";
 export const TIERS: readonly Tier[] = ["ptr", "dynamic", "noptr"];
 
 /** The event words of the outcome lines this version writes (src/decide.ts's Event, upper case). */

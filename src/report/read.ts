@@ -9,6 +9,7 @@
  * wholly after it, are not read. A file that starts as gzip does (multilog's
  * processor may compress) is decompressed. `-`, or no argument, is stdin.
  */
+import { reason } from "../log.ts";
 import { decodeTai64n } from "./parse.ts";
 import type { Period } from "./stats.ts";
 
@@ -69,7 +70,7 @@ export async function sources(args: readonly string[], period: Period): Promise<
     try {
       for await (const e of Deno.readDir(arg)) if (e.isFile) names.push(e.name);
     } catch (e) {
-      throw new InputError(arg, reasonOf(e));
+      throw new InputError(arg, reason(e));
     }
     if (!names.includes("current") && !names.some((n) => ROTATED.test(n))) {
       throw new InputError(arg, "no current and no @...s file: not a multilog directory");
@@ -86,14 +87,8 @@ async function stat(path: string): Promise<Deno.FileInfo> {
   try {
     return await Deno.stat(path);
   } catch (e) {
-    throw new InputError(path, reasonOf(e));
+    throw new InputError(path, reason(e));
   }
-}
-
-/** The system's words, without what Deno adds (as log.ts's reason()). */
-function reasonOf(e: unknown): string {
-  const message = e instanceof Error ? e.message : String(e);
-  return message.replace(/ \(os error \d+\)[^]*$/, "");
 }
 
 /** Inputs bigger than this (together) get progress lines. */
@@ -142,7 +137,7 @@ export async function readLines(
       await readOne(source, line, counted);
     } catch (e) {
       if (e instanceof InputError) throw e;
-      throw new InputError(source.path, reasonOf(e));
+      throw new InputError(source.path, reason(e));
     }
   }
 }

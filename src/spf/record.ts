@@ -5,6 +5,7 @@
  * it (4.6: permerror before any term is evaluated).
  */
 import { parseIp } from "../ip.ts";
+import { clean } from "../log.ts";
 import type { Family } from "./cidr.ts";
 
 /** `+` pass, `-` fail, `~` softfail, `?` neutral. */
@@ -218,8 +219,8 @@ export function parseRecord(text: string): Parsed {
       });
     } catch (e) {
       if (!(e instanceof Bad)) throw e;
-      // Cleaned as log.ts cleans: a record's bytes reach a log line and a comment line.
-      return { kind: "bad", reason: `bad term "${term.replace(/[^!-~]/g, "?").slice(0, 100)}"` };
+      // Cleaned: a record's bytes reach a log line and a comment line.
+      return { kind: "bad", reason: `bad term "${clean(term)}"` };
     }
   }
   return { kind: "record", record: { directives, redirect } };
