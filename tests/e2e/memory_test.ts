@@ -224,7 +224,9 @@ Deno.test("an allowlist exempts networks and rDNS suffixes from everything", E2E
         });
         try {
           const { seconds, pid } = await banner(server, rule.from);
-          assert.ok(seconds < 0.6, `banner after ${seconds} s, want no delay`);
+          // waited=, the screening's own time: the wall clock would count a Deno start too.
+          const waited = Number(/ waited=([0-9.]+) /.exec(server.linesOf(pid)[0]!)?.[1]);
+          assert.ok(waited < 0.3, `waited ${waited} s, want no delay (banner after ${seconds} s)`);
           assert.equal(
             server.linesOf(pid)[0]!.replace(/ waited=0\.[0-9]{3} /, " waited=W "),
             `smtp-delay: info: PASS pid=${pid} ip=${rule.env.TCPREMOTEIP} ${found} ` +

@@ -357,7 +357,9 @@ Deno.test("a hostile scraper cannot hold up the screening: the delays hold", E2E
         `serve's CPU ${(cpuS * 1000).toFixed(0)} ms in ${wallS.toFixed(2)} s`,
     );
     for (const s of seconds) assert.ok(s >= 1, `banner after ${s} s, before the delay`);
-    assert.ok(worst < 1.3, `banner after ${worst} s: the scrapers held the screening up`);
+    // A stalled loop would hold them for seconds (the endpoint's deadline is 5 s); 2.5 s leaves
+    // a loaded machine room to start the recorders.
+    assert.ok(worst < 2.5, `banner after ${worst} s: the scrapers held the screening up`);
     // The scrapers cost serve little: under a fifth of a core meanwhile.
     assert.ok(cpuS < wallS / 5, `serve used ${cpuS} s of CPU in ${wallS} s`);
     for (const c of clients) await c.shut();

@@ -138,7 +138,12 @@ Deno.test(
         for (const [name, from, ip] of exempt) {
           await t.step(`${name} passes at once, exempt`, async () => {
             const { seconds, pid } = await banner(server, from);
-            assert.ok(seconds < 1, `banner after ${seconds} s, want no delay`);
+            // waited=, the screening's own time: the wall clock would count a Deno start too.
+            const waited = Number(/ waited=([0-9.]+) /.exec(server.linesOf(pid)[0]!)?.[1]);
+            assert.ok(
+              waited < 0.3,
+              `waited ${waited} s, want no delay (banner after ${seconds} s)`,
+            );
             assert.equal(
               server.linesOf(pid)[0]!.replace(/ waited=0\.[0-9]{3} /, " waited=W "),
               `smtp-delay: info: PASS pid=${pid} ip=${ip} tier=- ptr=- lookup=unneeded ` +
