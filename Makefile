@@ -106,7 +106,8 @@ bench-startup: all
 	DENO="$(DENO)" python3 bench/startup.py $${RUNS:-40}
 
 # The smallest `softlimit -m` under which a C program, qpsmtpd and smtp-delay
-# still work, and their VmPeak: bench/results/softlimit.md.
+# still work, and their VmPeak, as markdown on stdout (bench/results/softlimit.md
+# keeps a run).
 bench-softlimit: all
 	DENO="$(DENO)" python3 bench/softlimit.py
 
@@ -142,12 +143,10 @@ bench-report: $(DENO_DEP)
 report-demo: $(DENO_DEP)
 	DENO="$(DENO)" PERMISSIONS="$(PERMISSIONS)" $(DENO) run --allow-all bench/report_demo.ts
 
-.PHONY: bench-report report-demo
-
 demo: all
 	DENO="$(DENO)" bash scripts/demo.sh
 
 clean:
 	rm -rf build dist
 
-.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst bench-metrics bench-lists demo clean
+.PHONY: all run check test dist install install-launcher bench bench-shared bench-startup bench-softlimit bench-burst bench-metrics bench-lists bench-report report-demo demo clean

@@ -21,6 +21,7 @@
  * Environment: DENO, PERMISSIONS (the Makefile passes them), SCRAPES (1000),
  * HOSTILE_S (10), LINES (1000000).
  */
+import { LIMITS } from "../src/metrics/endpoint.ts";
 import { Counters } from "../src/metrics/counters.ts";
 import { render } from "../src/metrics/exposition.ts";
 import { encodeTai64n, parseLine } from "../src/report/parse.ts";
@@ -192,8 +193,8 @@ function inProcess(): string[] {
     `| one scrape's body (${body.length} bytes) rendered | ${rendering.toFixed(1)} |`,
     "",
     "A connection of serve writes one outcome line, and with -v five of tcpserver's lines more " +
-    `(status, pid, ok, end, status): ${outcome.toFixed(2)} µs without -v, ` +
-    `${(outcome + 5 * other).toFixed(2)} µs with it.`,
+    `(status, pid, ok, end, status): ${outcome.toFixed(2)} µs without -v, about ` +
+    `${(outcome + 5 * other).toFixed(2)} µs with it (the lines above added, not timed together).`,
     "",
   ];
 }
@@ -213,7 +214,9 @@ async function perScrape(): Promise<string[]> {
       "### 2. serve's CPU per scrape\n",
       `${SCRAPES} scrapes one after another (${bytes} bytes each, headers included) took ` +
       `${wallS.toFixed(2)} s: ${(SCRAPES / wallS).toFixed(0)} per second (the endpoint takes ` +
-      `200 new connections a second at most); serve used ${(cpuS * 1000).toFixed(0)} ms of CPU, ` +
+      `${LIMITS.acceptsPerSecond} new connections a second at most); serve used ${
+        (cpuS * 1000).toFixed(0)
+      } ms of CPU, ` +
       `**${(cpuS * 1000 / SCRAPES).toFixed(3)} ms per scrape** (accept, read, render, write, ` +
       "close). Prometheus scrapes every 15 s by default.",
       "",
