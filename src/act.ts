@@ -62,16 +62,24 @@ export async function act(
 ): Promise<Acted> {
   const { verdict, watched } = screened;
   const peek = () => watched.kind === "early" ? libc.peek(hand.input, log.MAX_FIELD) : undefined;
+  /** The outcome line, then the departure in the memory. */
+  const leave = async (
+    pid: number,
+    data: Uint8Array | undefined,
+    relayed: boolean,
+    how = departureOf(verdict),
+  ) => {
+    log.outcome(outcomeOf(screened, hand.ip, pid, data, relayed, !!config.lists));
+    await recordDeparture(screened.memory, how, screened.answers);
+  };
   if (verdict.kind === "drop") {
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, undefined, false, !!config.lists));
-    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
+    await leave(hand.pid, undefined, false);
     return { kind: "let go" };
   }
   if (verdict.kind === "reply") {
     const peeked = peek();
     const sent = answer(libc, verdict.reply, hand.input, hand.output);
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, peeked ?? sent, false, !!config.lists));
-    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
+    await leave(hand.pid, peeked ?? sent, false);
     return { kind: "let go" };
   }
   const data = peek();
@@ -79,22 +87,13 @@ export async function act(
   if (hand.warnEachClient && verdict.rblsmtpd && !runsRblsmtpd(config.program)) {
     log.warning(noRblsmtpdWarning(config.program));
   }
-  if (hand.inPlace) {
-    log.outcome(outcomeOf(screened, hand.ip, hand.pid, data, relayed, !!config.lists));
-    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
-  }
+  if (hand.inPlace) await leave(hand.pid, data, relayed);
   const started = await hand.start(exportsOf(screened), relayed);
   if ("failed" in started) {
-    if (!hand.inPlace) {
-      log.outcome(outcomeOf(screened, hand.ip, hand.pid, data, false, !!config.lists));
-      await recordDeparture(screened.memory, "gone", screened.answers);
-    }
+    if (!hand.inPlace) await leave(hand.pid, data, false, "gone");
     return { kind: "failed", reason: started.failed };
   }
-  if (!hand.inPlace) {
-    log.outcome(outcomeOf(screened, hand.ip, started.pid, data, relayed, !!config.lists));
-    await recordDeparture(screened.memory, departureOf(verdict), screened.answers);
-  }
+  if (!hand.inPlace) await leave(started.pid, data, relayed);
   return { kind: "started", pid: started.pid, status: started.status };
 }
 
