@@ -230,12 +230,16 @@ async function screening(
   // anyway. With --action ignore every test runs, and every client waits its tier's delay.
   const ignoring = config.action === "ignore";
   const refusedAtOnce = () => !ignoring && !!memoryRefusal(config, recalled);
-  let listing = exempt || nameFirst || refusedAtOnce()
-    ? undefined
-    : await startListing(s, recalled);
-  started(listing);
-  let listsEnd = s.now() + config.lookupTimeoutMs;
-  let ends = listing && endedBy(listing, ignoring);
+  let listing: Listing | undefined;
+  let listsEnd = 0;
+  let ends: Promise<void> | undefined;
+  /** The lists asked from now, with the memory's answers, until -t. */
+  const startLists = async () => {
+    started(listing = await startListing(s, recalled));
+    listsEnd = s.now() + config.lookupTimeoutMs;
+    ends = listing && endedBy(listing, ignoring);
+  };
+  if (!exempt && !nameFirst && !refusedAtOnce()) await startLists();
   const lookup: Lookup | undefined = exempt || refusedAtOnce()
     ? { kind: "unneeded" }
     : client.host
@@ -247,11 +251,7 @@ async function screening(
     exempt = !!allow?.name(name);
     if (!exempt) memory = await remember();
     recalled = recallOf(memory);
-    if (!exempt && !refusedAtOnce()) {
-      started(listing = await startListing(s, recalled));
-      listsEnd = s.now() + config.lookupTimeoutMs;
-      ends = listing && endedBy(listing, ignoring);
-    }
+    if (!exempt && !refusedAtOnce()) await startLists();
   }
   if (memory.kind === "down") log.warning(`going on without memory: ${memory.reason}`);
   const tier: Tier | undefined = lookup && lookup.kind !== "unneeded"
