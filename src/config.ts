@@ -271,10 +271,10 @@ export const MAX_TTL_SECONDS = 2_592_000;
 export const MAX_COUNT = 1_000_000;
 
 /** The tiers that get the teaser unless --teaser-tiers says otherwise. */
-export const DEFAULT_TEASER_TIERS: readonly Tier[] = Object.freeze(["noptr", "dynamic"]);
+const DEFAULT_TEASER_TIERS: readonly Tier[] = Object.freeze(["noptr", "dynamic"]);
 
 /** Longest teaser text: a reply line is at most 512 bytes with its code and CRLF (RFC 5321). */
-export const MAX_TEASER = 200;
+const MAX_TEASER = 200;
 
 /** --teaser: printable ASCII and spaces, one line, 1 to MAX_TEASER characters. */
 function parseTeaser(text: string, what: string): string {

@@ -7,15 +7,7 @@ import type { Config } from "./config.ts";
 import type { Recall } from "./history.ts";
 import type { ListVerdict } from "./lists/score.ts";
 import type { Lookup } from "./rdns.ts";
-import {
-  BOXED_TEXT,
-  BUSY_TEXT,
-  EARLY_TEXT,
-  MAX_TEXT,
-  printable,
-  REFUSED_TEXT,
-  reply,
-} from "./reply.ts";
+import { BOXED_TEXT, BUSY_TEXT, EARLY_TEXT, REFUSED_TEXT, reply } from "./reply.ts";
 import type { Watched } from "./watch.ts";
 
 export interface Facts {
@@ -154,7 +146,7 @@ function refuseListed(config: Config): Refused {
     : {
       kind: "pass",
       event: "listed",
-      rblsmtpd: (code >= 500 ? "-" : "") + printable(text, MAX_TEXT),
+      rblsmtpd: (code >= 500 ? "-" : "") + text, // printable, as parseReply() checked
       refusal: "listed",
     };
 }

@@ -366,20 +366,17 @@ type DatagramCalls = Pick<
   "datagramSocket" | "sendDatagram" | "receiveDatagram" | "errorText"
 >;
 
-function datagramCalls({ sym, errno, describe }: Bound): DatagramCalls {
+function datagramCalls({ sym, errno, describe, fail }: Bound): DatagramCalls {
   let datagram: DatagramSymbols | undefined;
   const own = () => datagram ??= Deno.dlopen("libc.so.6", DATAGRAM).symbols;
   return {
     datagramSocket(ip, port) {
       const family = ip.family === 4 ? AF_INET : AF_INET6;
       const fd = own().socket(family, SOCK_DGRAM | SOCK_NONBLOCK | O_CLOEXEC, 0);
-      if (fd < 0) {
-        const e = errno();
-        throw new SysError(e, `unable to create a socket: ${describe(e)}`);
-      }
+      if (fd < 0) fail("create a socket");
       const addr = sockaddr(ip, port);
       if (own().connect(fd, addr, addr.length) < 0) {
-        const e = errno();
+        const e = errno(); // before close() can change it
         sym().close(fd);
         throw new SysError(e, `unable to connect to the name server: ${describe(e)}`);
       }

@@ -4,6 +4,7 @@
  * value is a UsageError naming what set it.
  */
 import { type Ip, reversedLabels } from "../ip.ts";
+import { MAX_TEXT } from "../reply.ts";
 import { UsageError } from "../usage_error.ts";
 
 /** One octet's accepted values: inclusive ranges. */
@@ -41,21 +42,19 @@ export interface Lists {
   readonly reply: ListReply;
 }
 
-export const DEFAULT_BLOCK_THRESHOLD = 1;
-export const DEFAULT_ALLOW_THRESHOLD = -1;
+const DEFAULT_BLOCK_THRESHOLD = 1;
+const DEFAULT_ALLOW_THRESHOLD = -1;
 export const DEFAULT_REPLY: ListReply = Object.freeze({
   code: 421,
   text: "Your address is on a blocklist; try again later (#4.7.1)",
 });
 
 /** Largest weight or threshold, either sign. */
-export const MAX_WEIGHT = 1_000_000;
+const MAX_WEIGHT = 1_000_000;
 /** Most specs one client's settings may name. */
-export const MAX_SPECS = 32;
+const MAX_SPECS = 32;
 /** Longest zone: the 64 characters of an IPv6 query's nibbles and dots fit in 253 with it. */
-export const MAX_ZONE = 189;
-/** Longest reply text, as rblsmtpd keeps. */
-export const MAX_REPLY = 200;
+const MAX_ZONE = 189;
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
@@ -85,7 +84,7 @@ function parseOctet(text: string, bad: () => UsageError): OctetRanges {
 }
 
 /** `127.0.0.2`, `127.0.0.[2..11]`, `127.0.[0..255].[1;3;5..7]`. */
-export function parseFilter(text: string, bad: () => UsageError): Filter {
+function parseFilter(text: string, bad: () => UsageError): Filter {
   const octet = "([0-9]{1,3}|\\[[^\\]]*\\])";
   const octets = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(text);
   if (!octets) throw bad();
@@ -154,12 +153,12 @@ export function parseThreshold(text: string, sign: 1 | -1, what: string): number
   return value;
 }
 
-/** `CODE TEXT`: a 4xx or 5xx code, a space, 1 to MAX_REPLY printable ASCII characters. */
+/** `CODE TEXT`: a 4xx or 5xx code, a space, 1 to MAX_TEXT printable ASCII characters. */
 export function parseReply(text: string, what: string): ListReply {
   const parsed = /^([45][0-9][0-9]) ([ -~]+)$/.exec(text);
-  if (!parsed || parsed[2]!.length > MAX_REPLY || parsed[2]!.trim() === "") {
+  if (!parsed || parsed[2]!.length > MAX_TEXT || parsed[2]!.trim() === "") {
     throw new UsageError(
-      `${what} wants CODE TEXT, CODE 4xx or 5xx and TEXT 1 to ${MAX_REPLY} printable ` +
+      `${what} wants CODE TEXT, CODE 4xx or 5xx and TEXT 1 to ${MAX_TEXT} printable ` +
         `ASCII characters, got "${text.slice(0, 100)}"`,
     );
   }

@@ -110,7 +110,7 @@ function isLiveConn(v: unknown): v is LiveConn {
 
 /** Most zones and addresses a cache keeps: a damaged or hostile record cannot grow the work. */
 export const MAX_CACHED_ZONES = 64;
-export const MAX_CACHED_ADDRESSES = 16;
+const MAX_CACHED_ADDRESSES = 16;
 
 const isAddress = (v: unknown) => typeof v === "string" && /^[0-9.]{7,15}$/.test(v);
 
