@@ -172,7 +172,7 @@ async function startListing(
 ): Promise<Listing | undefined> {
   const { config, client } = s;
   if (!config.lists || config.justDelay || config.lookupTimeoutMs <= 0) return undefined;
-  const [{ Listing }, { listServer, polled, readResolvConf }] = await Promise.all([
+  const [{ Listing }, { listServer, polled }] = await Promise.all([
     import("./lists/listing.ts"),
     import("./lists/ask.ts"),
   ]);
@@ -180,7 +180,7 @@ async function startListing(
     lists: config.lists,
     ip: client.ip,
     ipText: client.ipText,
-    server: listServer(config.nameServer, config.nameServer ? undefined : readResolvConf()),
+    server: listServer(config.nameServer),
     cached: recalled?.answers,
     libc: s.asker.libc,
     follow: s.asker.follow ?? polled(s.asker.libc),

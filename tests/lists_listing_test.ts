@@ -77,7 +77,7 @@ async function withListing(
         lists: setup.lists,
         ip: parseIp(IP)!,
         ipText: IP,
-        server: listServer({ ipAddr: "127.0.0.1", port: setup.port ?? dns.server.port }, undefined),
+        server: listServer({ ipAddr: "127.0.0.1", port: setup.port ?? dns.server.port }),
         cached: setup.cached,
         libc: libc(),
         follow: polled(libc()),
@@ -264,6 +264,6 @@ Deno.test("listServer(): SMTPDELAY_DNS, else resolv.conf's first nameserver, els
   );
   assert.equal(text(listServer(undefined, "  nameserver\t10.1.2.3  \n")), "10.1.2.3:53");
   assert.equal(text(listServer(undefined, "nameserver bogus\n")), "127.0.0.1:53");
-  assert.equal(text(listServer(undefined, undefined)), "127.0.0.1:53");
+  assert.equal(text(listServer(undefined, "")), "127.0.0.1:53");
   assert.equal(listServer(undefined, "nameserver 2001:db8::53").ip.family, 6);
 });

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { formatIpShort, ipFromBytes } from "../src/ip.ts";
-import { DnsFailure, DnsResolver, parseResolvConf } from "../src/spf/dns.ts";
+import { parseResolvConf } from "../src/resolv_conf.ts";
+import { DnsFailure, DnsResolver } from "../src/spf/dns.ts";
 import { type SpfDns, startSpfDns, type Zone } from "./fixtures/spf_dns.ts";
 
 const ZONE: Zone = {
@@ -179,6 +180,7 @@ Deno.test("parseResolvConf() reads nameserver lines as libc does", async (t) => 
         "192.0.2.3:53",
       ],
     ],
+    ["not an address: skipped", "nameserver 1.2.3.4.5\nnameserver 192.0.2.53", ["192.0.2.53:53"]],
     ["none: 127.0.0.1", "search example.org\n", ["127.0.0.1:53"]],
     ["empty: 127.0.0.1", "", ["127.0.0.1:53"]],
   ];

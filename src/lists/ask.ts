@@ -9,6 +9,7 @@
  */
 import type { NameServer } from "../config.ts";
 import { type Ip, parseIp } from "../ip.ts";
+import { parseResolvConf, readResolvConf } from "../resolv_conf.ts";
 import { EAGAIN, EINTR, type Libc } from "../libc.ts";
 import { type Answer, decodeAnswer, encodeQuery } from "./wire.ts";
 
@@ -69,33 +70,16 @@ export interface ListServer {
   readonly port: number;
 }
 
-/** resolv.conf(5)'s default when it names no server. */
-const LOCAL: ListServer = Object.freeze({ ip: parseIp("127.0.0.1")!, port: 53 });
-
 /**
- * The name server: SMTPDELAY_DNS's, else the first `nameserver` line of
- * resolv.conf's text (undefined: it could not be read), else 127.0.0.1.
+ * The name server: SMTPDELAY_DNS's, else the first of resolv.conf's text
+ * (read from /etc/resolv.conf unless given), else 127.0.0.1.
  */
 export function listServer(
   nameServer: NameServer | undefined,
-  resolvConf: string | undefined,
+  resolvConf = nameServer ? "" : readResolvConf(),
 ): ListServer {
-  if (nameServer) return { ip: parseIp(nameServer.ipAddr)!, port: nameServer.port };
-  for (const line of (resolvConf ?? "").split("\n")) {
-    const [word, address] = line.trim().split(/\s+/);
-    const ip = word === "nameserver" && address ? parseIp(address) : undefined;
-    if (ip) return { ip, port: 53 };
-  }
-  return LOCAL;
-}
-
-/** Reads /etc/resolv.conf; undefined when it cannot be read. */
-export function readResolvConf(): string | undefined {
-  try {
-    return Deno.readTextFileSync("/etc/resolv.conf");
-  } catch {
-    return undefined;
-  }
+  const { ipAddr, port } = nameServer ?? parseResolvConf(resolvConf)[0]!;
+  return { ip: parseIp(ipAddr)!, port };
 }
 
 /** `count` ids, distinct and unpredictable. */

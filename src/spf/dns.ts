@@ -12,6 +12,7 @@
  */
 import dgram from "node:dgram";
 import type { NameServer } from "../config.ts";
+import { parseResolvConf, readResolvConf } from "../resolv_conf.ts";
 import type { Family } from "./cidr.ts";
 import type { Resolver } from "./expand.ts";
 
@@ -197,23 +198,9 @@ function txtOf(bytes: Uint8Array, rr: Rr): string {
   return text;
 }
 
-/** The name servers of resolv.conf: its `nameserver` lines, at most 3 as libc reads; 127.0.0.1 when none. */
-export function parseResolvConf(text: string): NameServer[] {
-  const servers: NameServer[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^\s*nameserver\s+([0-9a-fA-F.:]+)\s*(?:[#;].*)?$/.exec(line);
-    if (m && servers.length < 3) servers.push({ ipAddr: m[1]!, port: 53 });
-  }
-  return servers.length > 0 ? servers : [{ ipAddr: "127.0.0.1", port: 53 }];
-}
-
-/** The system's name servers, from /etc/resolv.conf (127.0.0.1 when it cannot be read, as libc). */
-export function systemServers(path = "/etc/resolv.conf"): NameServer[] {
-  try {
-    return parseResolvConf(Deno.readTextFileSync(path));
-  } catch {
-    return parseResolvConf("");
-  }
+/** The system's name servers, from /etc/resolv.conf (127.0.0.1 when it names none, as libc). */
+export function systemServers(): NameServer[] {
+  return parseResolvConf(readResolvConf());
 }
 
 /** How the resolver asks. */
