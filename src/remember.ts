@@ -48,6 +48,18 @@ export interface Holder {
   shared?(): Promise<Store | undefined>;
 }
 
+/** This host's name, read once per libc, so once per process (serve remembers every client). */
+const hostnames = new WeakMap<Libc, string>();
+
+function hostnameOf(libc: Libc): string {
+  let name = hostnames.get(libc);
+  if (name === undefined) {
+    name = libc.readProcFile("/proc/sys/kernel/hostname")?.trim() || "localhost";
+    hostnames.set(libc, name);
+  }
+  return name;
+}
+
 /**
  * Opens the store and records this connection's arrival. libc gives the
  * timer the network store races its replies with, and reads /proc.
@@ -64,7 +76,7 @@ export async function remember(
       openStore(config.store, config.storeTimeoutMs, libc.sleep));
     if (!store) return { kind: "off" };
     const key = keyOf(ip);
-    const host = libc.readProcFile("/proc/sys/kernel/hostname")?.trim() || "localhost";
+    const host = hostnameOf(libc);
     const me: LiveConn = {
       host,
       pid: holder?.pid ?? Deno.pid,
